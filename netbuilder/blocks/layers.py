@@ -1,0 +1,63 @@
+"""Shape-keeping layers and heads: activations, dropout, flatten, linear, (log-)softmax."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from torch import nn
+
+from ..errors import NetbuilderError
+from ..registry import Arg, Block, Shape, register
+from .base import InitArg, initialise
+
+
+@register("relu")
+def relu(in_shape: Shape) -> Block:
+    """ReLU activation."""
+    return Block(nn.ReLU(inplace=True), in_shape)
+
+
+@register("dropout")
+def dropout(
+    in_shape: Shape,
+    p: Annotated[float, Arg("probability of zeroing an element", minimum=0,
+                            exclusive_maximum=1)] = 0.5,
+) -> Block:
+    """Dropout (nn.Dropout), active in training only."""
+    return Block(nn.Dropout(p), in_shape)
+
+
+@register("flatten")
+def flatten(in_shape: Shape) -> Block:
+    """Flatten (C, H, W) to (C*H*W,) before a linear layer."""
+    return Block(nn.Flatten(), (math.prod(in_shape),))
+
+
+@register("linear")
+def linear(
+    in_shape: Shape,
+    out_features: Annotated[int, Arg("output features", minimum=1, channels=True)],
+    bias: Annotated[bool, Arg("learn an additive bias")] = True,
+    init: InitArg = "torch",
+) -> Block:
+    """Fully connected layer on a flat input (after 'gap' or 'flatten')."""
+    if len(in_shape) != 1:
+        raise NetbuilderError(
+            f"linear needs a flat input but gets {'x'.join(map(str, in_shape))}; "
+            "put 'gap' or 'flatten' before it"
+        )
+    return Block(initialise(nn.Linear(in_shape[0], out_features, bias=bias), init),
+                 (out_features,))
+
+
+@register("softmax")
+def softmax(in_shape: Shape) -> Block:
+    """Softmax over classes (dim 1): outputs probabilities."""
+    return Block(nn.Softmax(dim=1), in_shape)
+
+
+@register("log_softmax")
+def log_softmax(in_shape: Shape) -> Block:
+    """Log-softmax over classes (dim 1): pairs with NLL loss, as the seed GAP nets do."""
+    return Block(nn.LogSoftmax(dim=1), in_shape)

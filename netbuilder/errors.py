@@ -1,0 +1,66 @@
+"""The one error type users see, plus a bundle so every problem in a spec is reported at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in a spec file a problem is; any part may be unknown."""
+
+    file: str | None = None
+    line: int | None = None  # 1-based, like compilers and editors
+    column: int | None = None  # 1-based
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.file, self.line, self.column) if p is not None]
+        return ":".join(str(p) for p in parts)
+
+
+class NetbuilderError(Exception):
+    """A user error: bad spec, missing file, impossible shape. Printed as one line, exit code 2."""
+
+    def __init__(self, message: str, location: Location | None = None, where: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.location = location or Location()
+        self.where = where  # place inside the spec, e.g. "layers[3] (fire4).squeeze"
+
+    def with_context(
+        self, location: Location | None = None, where: str | None = None
+    ) -> NetbuilderError:
+        """A copy that keeps what it knew and fills in what the caller knows better."""
+        merged = Location(
+            file=self.location.file or (location.file if location else None),
+            line=self.location.line or (location.line if location else None),
+            column=self.location.column or (location.column if location else None),
+        )
+        return type(self)(self.message, merged, self.where or where)
+
+    def __str__(self) -> str:
+        prefix = f"{self.location}: " if str(self.location) else ""
+        where = f"{self.where}: " if self.where else ""
+        return f"{prefix}error: {where}{self.message}"
+
+
+class SpecErrors(NetbuilderError):
+    """Several problems found in one pass; shown one per line like a compiler does."""
+
+    def __init__(self, errors: Iterable[NetbuilderError]):
+        self.errors = list(errors)
+        count = len(self.errors)
+        summary = f"{count} error{'s' if count != 1 else ''}; nothing was built."
+        super().__init__(summary)
+
+    def __str__(self) -> str:
+        return "\n".join([*(str(e) for e in self.errors), self.message])
+
+
+def raise_if_any(errors: list[NetbuilderError]) -> None:
+    """Raise the lone error as itself, several as a bundle, none as nothing."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise SpecErrors(errors)
