@@ -16,7 +16,7 @@ from typing import Any, Generic, Literal, TypeVar, get_args, get_origin
 from .errors import NetbuilderError
 
 Shape = tuple[int, ...]  # one sample's shape: (C, H, W) for feature maps, (F,) once flattened
-NUM_CLASSES = "num_classes"  # a channel parameter may name the spec's class count instead of a number
+NUM_CLASSES = "num_classes"  # a channel parameter may say this instead of a number
 
 T = TypeVar("T")
 

@@ -4,7 +4,6 @@ that turns each schema error into a NetbuilderError pointing at the file, layer 
 from __future__ import annotations
 
 import difflib
-import inspect
 import types
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -278,15 +277,6 @@ def _describe(schema: dict[str, Any]) -> str:
 
 def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
-
-
-def block_signature(block: BlockDef) -> list[tuple[str, str, str, str]]:
-    """(name, type, default, doc) rows for the `blocks` listing."""
-    return [
-        (p.name, p.type_name(),
-         "required" if p.default is inspect.Parameter.empty else repr(p.default), p.arg.doc)
-        for p in block.params
-    ]
 
 
 def validate(document: SpecDocument, registry: Registry[BlockDef] = BLOCKS) -> Spec:

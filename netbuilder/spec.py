@@ -115,7 +115,9 @@ def apply_overrides(document: SpecDocument, assignments: list[str]) -> SpecDocum
     for assignment in assignments:
         key, sep, raw_value = assignment.partition("=")
         if not sep or not key.strip():
-            raise NetbuilderError(f"--set expects KEY=VALUE (e.g. train.epochs=3), got '{assignment}'")
+            raise NetbuilderError(
+                f"--set expects KEY=VALUE (e.g. train.epochs=3), got '{assignment}'"
+            )
         try:
             value = yaml.safe_load(raw_value) if raw_value.strip() else ""
         except yaml.YAMLError:
@@ -143,7 +145,7 @@ def _assign(data: Any, keys: list[str], value: Any, assignment: str) -> Any:
         if last:
             node[index] = value
         else:
-            if isinstance(node, dict) and not isinstance(node.get(index), (dict, list)):
+            if isinstance(node, dict) and node.get(index) is None:
                 node[index] = {}
             node = node[index]
     return data
@@ -185,7 +187,7 @@ def block_key(layer: dict[str, Any]) -> str | None:
 
 def layer_names(layers: list[Any]) -> list[str | None]:
     """Each layer's name: the one written in the spec, or the block name plus a running number
-    per block type (conv_bn1, conv_bn2, maxpool1, ...)."""
+    per block type among the unnamed layers (conv_bn1, conv_bn2, maxpool1, ...)."""
     counts: dict[str, int] = {}
     names: list[str | None] = []
     for layer in layers:
@@ -193,8 +195,11 @@ def layer_names(layers: list[Any]) -> list[str | None]:
         if block is None:
             names.append(layer.get("name") if isinstance(layer, dict) else None)
             continue
+        if isinstance(layer.get("name"), str):
+            names.append(layer["name"])
+            continue
         counts[block] = counts.get(block, 0) + 1
-        names.append(layer.get("name") or f"{block}{counts[block]}")
+        names.append(f"{block}{counts[block]}")
     return names
 
 

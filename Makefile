@@ -1,0 +1,35 @@
+# netbuilder: `make test` is what CI runs on a fresh clone (it creates .venv first).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup test lint demo readme reproduce bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/pytest -q
+
+demo: setup
+	$(BIN)/python cli.py build specs/squeezenet_v11.yaml --summary
+
+readme: setup
+	$(BIN)/python -m netbuilder.catalog --update README.md
+
+reproduce: setup
+	$(BIN)/python bench/reproduce.py --out results
+
+bench: setup
+	$(BIN)/python bench/train_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

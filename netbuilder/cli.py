@@ -1,0 +1,166 @@
+"""Command line: the only place that prints or exits. Every user error is one line, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from . import __version__, read_spec
+from .errors import NetbuilderError
+
+EXIT_USER_ERROR = 2
+
+
+def load_plugins(modules: Sequence[str]) -> None:
+    """Import user modules so their `@register` blocks join the registry."""
+    if modules and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # `python cli.py` puts the script's folder first, not cwd
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise NetbuilderError(
+                f"cannot import plugin '{name}': {exc}; it must be importable from the current "
+                "directory or PYTHONPATH"
+            ) from None
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .compiler import compile_spec
+    from .formatting import format_json, format_table
+    from .summary import summarize
+
+    spec = read_spec(args.spec, args.set)
+    model, plan = compile_spec(spec)
+    if args.summary or args.format == "json":
+        summary = summarize(model, plan, spec, depth=args.depth)
+        print(format_json(summary) if args.format == "json" else format_table(summary))
+    else:
+        params = sum(p.numel() for p in model.parameters())
+        print(f"{spec.source}: built {spec.name}: {len(plan)} layers, {params:,} parameters, "
+              f"output {tuple(plan[-1].out_shape)}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .compiler import compile_spec
+
+    failures = 0
+    for path in args.specs:
+        try:
+            spec = read_spec(path, args.set)
+            compile_spec(spec)  # shapes are part of validity
+        except NetbuilderError as error:
+            print(error, file=sys.stderr)
+            failures += 1
+        else:
+            print(f"{path}: ok")
+    return EXIT_USER_ERROR if failures else 0
+
+
+def cmd_blocks(args: argparse.Namespace) -> int:
+    from .formatting import format_blocks
+    from .registry import BLOCKS
+
+    print(format_blocks(list(BLOCKS)))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schema import spec_schema
+
+    print(json.dumps(spec_schema(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first so its @register blocks are available")
+    common.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    parser = argparse.ArgumentParser(prog="netbuilder", description=__doc__, parents=[common])
+    parser.add_argument("--version", action="version", version=f"netbuilder {__version__}")
+    sub = _Subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+                       common)
+
+    build = sub.add_parser("build", help="compile a spec; --summary prints the layer table")
+    build.add_argument("spec")
+    build.add_argument("--summary", action="store_true", help="print the layer/shape table")
+    build.add_argument("--format", choices=["table", "json"], default="table")
+    build.add_argument("--depth", type=int, default=1,
+                       help="1: one row per block; 2: also the layers inside each block")
+    _add_set_option(build)
+    build.set_defaults(handler=cmd_build)
+
+    validate = sub.add_parser("validate", help="check specs; exit 0 when all are valid")
+    validate.add_argument("specs", nargs="+")
+    _add_set_option(validate)
+    validate.set_defaults(handler=cmd_validate)
+
+    sub.add_parser("blocks", help="list the registered blocks and their parameters"
+                   ).set_defaults(handler=cmd_blocks)
+    sub.add_parser("schema", help="print the spec's JSON Schema (draft 2020-12)"
+                   ).set_defaults(handler=cmd_schema)
+    _add_training_commands(sub)
+    return parser
+
+
+class _Subcommands:
+    """Adds every subcommand with the common options, so they work before or after it."""
+
+    def __init__(self, sub: argparse._SubParsersAction, common: argparse.ArgumentParser):
+        self._sub = sub
+        self._common = common
+
+    def add_parser(self, name: str, **kwargs: object) -> argparse.ArgumentParser:
+        return self._sub.add_parser(name, parents=[self._common], **kwargs)
+
+
+def _add_set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec value, e.g. --set input.size=224 (repeatable)")
+
+
+def _add_training_commands(sub: _Subcommands) -> None:
+    try:
+        from .cli_train import register_commands
+    except ImportError:  # training commands arrive with the trainer
+        return
+    register_commands(sub, _add_set_option)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    plugins = _early_plugins(argv)
+    try:
+        load_plugins(plugins)  # before parsing, so `blocks` and `schema` see plugin blocks
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
+    except NetbuilderError as error:
+        if "--debug" in argv:
+            traceback.print_exc()
+        print(error, file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _early_plugins(argv: list[str]) -> list[str]:
+    """`--plugin NAME` values, read before argparse runs (plugins may add blocks)."""
+    found = []
+    for index, word in enumerate(argv):
+        if word == "--plugin" and index + 1 < len(argv):
+            found.append(argv[index + 1])
+        elif word.startswith("--plugin="):
+            found.append(word.split("=", 1)[1])
+    return found
+
+
+if __name__ == "__main__":
+    sys.exit(main())

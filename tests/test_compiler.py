@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import ROOT, SPECS
+
+import netbuilder
+from netbuilder.compiler import compile_spec, resolve_args
+from netbuilder.errors import NetbuilderError
+from netbuilder.registry import BLOCKS
+from netbuilder.schema import validate
+from netbuilder.spec import parse_spec
+
+# The seed projects' published parameter counts: the specs must reproduce them exactly.
+SEED_PARAMS = {
+    "model1": 14_620,
+    "model2": 14_796,
+    "model5": 8_018,
+    "gap9k": 9_032,
+}
+
+
+def spec_from(text: str) -> netbuilder.Spec:
+    return validate(parse_spec(text, "test.yaml"))
+
+
+def count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", sorted(SEED_PARAMS))
+def test_seed_parameter_counts(name: str):
+    spec = netbuilder.read_spec(ROOT / "specs" / f"{name}.yaml")
+    assert count(netbuilder.build_model(spec)) == SEED_PARAMS[name]
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
+def test_inferred_shapes_match_a_real_forward_pass(path):
+    spec = netbuilder.read_spec(path)
+    model, plan = compile_spec(spec)
+    x = torch.zeros(2, *spec.input_shape)
+    model.eval()
+    with torch.no_grad():
+        for planned, (name, layer) in zip(plan, model.named_children(), strict=True):
+            assert name == planned.node.name
+            x = layer(x)
+            assert tuple(x.shape[1:]) == planned.out_shape, name
+    assert x.shape == (2, spec.num_classes)
+
+
+def test_squeezenet_v11_mnist_spatial_sizes():
+    _, plan = compile_spec(netbuilder.read_spec(ROOT / "specs" / "squeezenet_v11.yaml"))
+    sizes = [plan[0].out_shape[1]] + [p.out_shape[1] for p in plan if p.node.block == "maxpool"]
+    assert sizes == [47, 23, 11, 5]
+
+
+def test_default_layer_names_count_per_block():
+    spec = spec_from("name: n\ninput: {channels: 1, size: 8}\nnum_classes: 2\nlayers:\n"
+                     "  - conv: {out_channels: 4}\n  - relu: {}\n  - conv: {out_channels: 2}\n"
+                     "    name: head\n  - conv: {out_channels: 2, kernel_size: 1}\n  - gap: {}\n")
+    names = [name for name, _ in netbuilder.build_model(spec).named_children()]
+    assert names == ["conv1", "relu1", "head", "conv2", "gap1"]
+
+
+def test_num_classes_reference_and_width_multiplier():
+    text = ("name: n\ninput: {channels: 3, size: 16}\nnum_classes: 7\nwidth_multiplier: 0.5\n"
+            "layers:\n  - conv_bn: {out_channels: 32}\n  - dw_sep: {out_channels: 64}\n"
+            "  - gap: {}\n  - linear: {out_features: num_classes}\n")
+    model, plan = compile_spec(spec_from(text))
+    assert [p.out_shape[0] for p in plan] == [16, 32, 32, 7]
+    assert model.linear1.in_features == 32
+
+
+def test_resolve_args_leaves_non_channel_params_alone():
+    args = resolve_args(BLOCKS.get("conv"), {"out_channels": 10, "kernel_size": 3}, 5, 2.0)
+    assert args == {"out_channels": 20, "kernel_size": 3}
+
+
+def test_shape_collapse_names_layer_and_shapes():
+    text = ("name: n\ninput: {channels: 1, size: 4}\nnum_classes: 2\nlayers:\n"
+            "  - conv: {out_channels: 4}\n  - conv: {out_channels: 4}\n    name: second\n")
+    with pytest.raises(NetbuilderError) as info:
+        netbuilder.build_model(spec_from(text))
+    assert info.value.where == "layers[1] (second)"
+    assert info.value.location.line == 6
+    assert "2x2 input" in info.value.message
+
+
+@pytest.mark.parametrize("ceil_mode, expected", [(False, 10), (True, 11)])
+def test_ceil_mode_pooling_matches_pytorch(ceil_mode: bool, expected: int):
+    text = ("name: n\ninput: {channels: 1, size: 22}\nnum_classes: 2\nlayers:\n"
+            f"  - maxpool: {{kernel_size: 3, stride: 2, ceil_mode: {str(ceil_mode).lower()}}}\n")
+    model, plan = compile_spec(spec_from(text))
+    assert plan[0].out_shape == (1, expected, expected)
+    assert model(torch.zeros(1, 1, 22, 22)).shape[-1] == expected
+
+
+def test_conv_bn_order_option():
+    base = "name: n\ninput: {channels: 1, size: 8}\nnum_classes: 2\nlayers:\n  - conv_bn: "
+    default = netbuilder.build_model(spec_from(base + "{out_channels: 4, dropout: 0.1}\n"))
+    swapped = netbuilder.build_model(spec_from(base + "{out_channels: 4, order: conv_act_bn}\n"))
+    assert [n for n, _ in default.conv_bn1.named_children()] == ["conv", "bn", "act", "dropout"]
+    assert [n for n, _ in swapped.conv_bn1.named_children()] == ["conv", "act", "bn"]
+
+
+def test_rectangular_input():
+    text = ("name: n\ninput: {channels: 1, size: [20, 12]}\nnum_classes: 2\nlayers:\n"
+            "  - conv: {out_channels: 4}\n  - maxpool: {}\n")
+    _, plan = compile_spec(spec_from(text))
+    assert plan[-1].out_shape == (4, 9, 5)

@@ -1,0 +1,348 @@
+"""Tests for netbuilder.data: IDX loading, synthetic data, batch transforms and BatchLoader."""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+from netbuilder.data import (
+    DATASETS,
+    BatchLoader,
+    BatchTransform,
+    ImageDataset,
+    dataset_info,
+    load_dataset,
+    make_synthetic,
+    normalize,
+    random_affine,
+    random_shift,
+    resize,
+    resolve_data_dir,
+)
+from netbuilder.errors import NetbuilderError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+REAL_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST"}
+
+
+def write_idx(path: Path, data: torch.Tensor) -> None:
+    """Write a uint8 tensor as an IDX file: magic 0x08nn big-endian, dims, raw bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">I", 0x0800 + data.dim()) + struct.pack(f">{data.dim()}I", *data.shape)
+    path.write_bytes(header + data.numpy().tobytes())
+
+
+def make_fake_split(raw: Path, prefix: str, count: int, seed: int) -> ImageDataset:
+    """Random 28x28 images and labels written in torchvision's file names; returned for checks."""
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (count, 28, 28), generator=generator, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (count,), generator=generator, dtype=torch.uint8)
+    write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+    write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return ImageDataset(images.unsqueeze(1), labels.long(), DATASETS["mnist"])
+
+
+def write_fake_dataset(root: Path, folder: str) -> dict[bool, ImageDataset]:
+    """Both splits of a fake dataset (5 train, 3 test samples) under root/folder/raw."""
+    raw = root / folder / "raw"
+    return {True: make_fake_split(raw, "train", 5, 0), False: make_fake_split(raw, "t10k", 3, 1)}
+
+
+@pytest.fixture
+def fake_root(tmp_path: Path) -> tuple[Path, dict[bool, ImageDataset]]:
+    """A data root holding a fake MNIST."""
+    return tmp_path, write_fake_dataset(tmp_path, "MNIST")
+
+
+def id_dataset(count: int) -> ImageDataset:
+    """Images whose every pixel and label equal the sample's index, to trace where samples go."""
+    ids = torch.arange(count)
+    images = ids.to(torch.uint8).view(-1, 1, 1, 1).expand(count, 1, 4, 4).contiguous()
+    return ImageDataset(images, ids, DATASETS["synthetic"])
+
+
+# ---------------------------------------------------------------- loading
+
+
+@pytest.mark.parametrize("name", sorted(REAL_FOLDERS))
+@pytest.mark.parametrize("train", [True, False])
+def test_load_dataset_reads_idx_files(tmp_path: Path, name: str, train: bool) -> None:
+    splits = write_fake_dataset(tmp_path, REAL_FOLDERS[name])
+    dataset = load_dataset(name, tmp_path, train=train)
+    expected = splits[train]
+    assert dataset.images.shape == (len(expected), 1, 28, 28)
+    assert dataset.images.dtype == torch.uint8
+    assert dataset.labels.dtype == torch.int64
+    assert torch.equal(dataset.images, expected.images)
+    assert torch.equal(dataset.labels, expected.labels)
+    assert (dataset.num_classes, dataset.channels, dataset.size) == (10, 1, 28)
+    assert dataset.info.name == name
+
+
+def test_load_dataset_num_samples_keeps_the_first(
+    fake_root: tuple[Path, dict[bool, ImageDataset]],
+) -> None:
+    root, splits = fake_root
+    dataset = load_dataset("mnist", str(root), train=True, num_samples=2)
+    assert torch.equal(dataset.images, splits[True].images[:2])
+    assert len(dataset) == 2
+
+
+def test_missing_files_error_names_dataset_dir_and_files(tmp_path: Path) -> None:
+    with pytest.raises(NetbuilderError) as caught:
+        load_dataset("fashion_mnist", tmp_path, train=True)
+    message = str(caught.value)
+    assert "'fashion_mnist'" in message
+    assert str(tmp_path.resolve()) in message
+    assert "FashionMNIST/raw/train-images-idx3-ubyte" in message
+    assert "FashionMNIST/raw/t10k-labels-idx1-ubyte" in message
+    assert "--data-dir" in message and "NETBUILDER_DATA" in message
+    assert "\n" not in message
+
+
+def test_partly_missing_files_error_names_only_the_missing(tmp_path: Path) -> None:
+    make_fake_split(tmp_path / "MNIST" / "raw", "train", 2, 0)
+    with pytest.raises(NetbuilderError, match="t10k-images-idx3-ubyte") as caught:
+        load_dataset("mnist", tmp_path, train=True)
+    assert "train-images" not in str(caught.value)
+
+
+def test_unknown_dataset_lists_known_names() -> None:
+    with pytest.raises(NetbuilderError) as caught:
+        load_dataset("mnsit", ".", train=True)
+    message = str(caught.value)
+    assert "'mnsit'" in message
+    for name in ("mnist", "fashion_mnist", "kmnist", "synthetic"):
+        assert name in message
+    assert "did you mean 'mnist'" in message
+
+
+def test_dataset_metadata() -> None:
+    for name in ("mnist", "fashion_mnist", "kmnist", "synthetic"):
+        info = dataset_info(name)
+        assert (info.num_classes, info.channels, info.size) == (10, 1, 28)
+
+
+def test_resolve_data_dir_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = tmp_path / "repo"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("NETBUILDER_DATA", raising=False)
+    assert resolve_data_dir(None) == Path("data")
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    assert resolve_data_dir(None) == Path("../shared/data")
+    monkeypatch.setenv("NETBUILDER_DATA", "/env/data")
+    assert resolve_data_dir(None) == Path("/env/data")
+    assert resolve_data_dir("/cli/data") == Path("/cli/data")
+
+
+# ---------------------------------------------------------------- synthetic
+
+
+def test_synthetic_default_sizes_and_types() -> None:
+    train = load_dataset("synthetic", "unused", train=True)
+    test = load_dataset("synthetic", "unused", train=False)
+    assert train.images.shape == (512, 1, 28, 28) and len(test) == 256
+    assert train.images.dtype == torch.uint8 and train.labels.dtype == torch.int64
+    counts = train.labels.bincount()
+    assert len(counts) == 10 and counts.max() - counts.min() <= 1
+
+
+def test_synthetic_is_deterministic_per_seed() -> None:
+    first, again = make_synthetic(64, seed=3), make_synthetic(64, seed=3)
+    other = make_synthetic(64, seed=4)
+    assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
+    assert not torch.equal(first.images, other.images)
+    assert not torch.equal(first.images, make_synthetic(64, seed=3, train=False).images)
+
+
+def test_synthetic_classes_differ() -> None:
+    """Class means must be far apart, or no net could learn the labels."""
+    data = make_synthetic(1000, seed=0)
+    means = torch.stack([data.images[data.labels == c].float().mean(0) for c in range(10)])
+    distances = torch.cdist(means.flatten(1), means.flatten(1))
+    assert distances[~torch.eye(10, dtype=torch.bool)].min() > 100
+
+
+# ---------------------------------------------------------------- transforms
+
+
+def test_resize_changes_shape_and_skips_when_equal() -> None:
+    batch = torch.rand(3, 1, 28, 28)
+    assert resize(batch, 32).shape == (3, 1, 32, 32)
+    assert resize(batch, 28) is batch
+
+
+def test_normalize_gives_zero_mean_unit_std() -> None:
+    batch = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 3 + 2
+    result = normalize(batch, batch.mean().item(), batch.std().item())
+    assert result.mean().item() == pytest.approx(0.0, abs=1e-5)
+    assert result.std().item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_normalize_per_channel() -> None:
+    batch = torch.ones(2, 3, 4, 4)
+    result = normalize(batch, (0.0, 1.0, 0.5), (1.0, 1.0, 0.25))
+    assert result[:, :, 0, 0].tolist() == [[1.0, 0.0, 2.0]] * 2
+
+
+def test_random_affine_identity_params_leave_batch_unchanged() -> None:
+    batch = torch.rand(8, 1, 28, 28)
+    result = random_affine(batch, torch.Generator().manual_seed(0), 0.0, 0.0, (1.0, 1.0))
+    assert torch.allclose(result, batch, atol=1e-5)
+
+
+def test_random_affine_changes_batch_reproducibly() -> None:
+    batch = make_synthetic(8, seed=0).images.float() / 255
+    params = {"rotation": 15.0, "translate": 0.1, "scale": (0.9, 1.1)}
+    first = random_affine(batch, torch.Generator().manual_seed(7), **params)
+    again = random_affine(batch, torch.Generator().manual_seed(7), **params)
+    other = random_affine(batch, torch.Generator().manual_seed(8), **params)
+    assert first.shape == batch.shape
+    assert (first - batch).abs().max() > 0.1
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+    per_sample = (first - batch).abs().flatten(1).sum(1)
+    assert per_sample.unique().numel() == len(batch), "each sample needs its own parameters"
+
+
+def test_random_affine_translate_moves_a_dot_within_bounds() -> None:
+    batch = torch.zeros(32, 1, 28, 28)
+    batch[:, :, 14, 14] = 1.0
+    moved = random_affine(batch, torch.Generator().manual_seed(0), translate=0.1)
+    rows = (moved.sum(3).squeeze(1) * torch.arange(28)).sum(1) / moved.sum((1, 2, 3))
+    cols = (moved.sum(2).squeeze(1) * torch.arange(28)).sum(1) / moved.sum((1, 2, 3))
+    assert (rows - 14).abs().max() <= 2.8 + 1e-4 and (cols - 14).abs().max() <= 2.8 + 1e-4
+    assert (rows - 14).abs().max() > 1.0
+
+
+def test_random_shift_moves_whole_pixels_reproducibly() -> None:
+    batch = torch.zeros(16, 1, 28, 28)
+    batch[:, :, 10:18, 10:18] = torch.rand(16, 1, 8, 8)
+    shifted = random_shift(batch, 2, torch.Generator().manual_seed(0))
+    again = random_shift(batch, 2, torch.Generator().manual_seed(0))
+    assert torch.equal(shifted, again)
+    assert torch.allclose(shifted.sum((1, 2, 3)), batch.sum((1, 2, 3)))
+    for image, original in zip(shifted, batch, strict=True):
+        assert any(
+            torch.equal(image, torch.roll(original, (dy, dx), (1, 2)))
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+        )
+    assert not torch.equal(shifted, batch)
+
+
+def test_batch_transform_pipeline() -> None:
+    transform = BatchTransform(size=32, mean=0.5, std=0.5, rotation=10.0)
+    batch = torch.full((4, 1, 28, 28), 255, dtype=torch.uint8)
+    evaluated = transform(batch, train=False)
+    assert evaluated.dtype == torch.float32 and evaluated.shape == (4, 1, 32, 32)
+    assert torch.allclose(evaluated, torch.ones_like(evaluated))
+    augmented = transform(batch, train=True, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(augmented, evaluated)
+
+
+def test_batch_transform_for_dataset_uses_its_statistics() -> None:
+    transform = BatchTransform.for_dataset(dataset_info("mnist"), size=32)
+    assert (transform.mean, transform.std, transform.size) == (0.1307, 0.3081, 32)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("size", 0), ("std", 0.0), ("rotation", -1.0), ("translate", 1.5), ("scale", (1.2, 0.8))],
+)
+def test_batch_transform_rejects_bad_config(field: str, value: object) -> None:
+    with pytest.raises(NetbuilderError, match=f"{field} .*got {re.escape(repr(value))}"):
+        BatchTransform(**{field: value})
+
+
+# ---------------------------------------------------------------- loader
+
+
+@pytest.mark.parametrize(
+    ("count", "batch_size", "drop_last", "batches"),
+    [(10, 3, False, 4), (10, 3, True, 3), (9, 3, False, 3), (9, 3, True, 3), (2, 5, True, 0)],
+)
+def test_loader_batch_count(count: int, batch_size: int, drop_last: bool, batches: int) -> None:
+    loader = BatchLoader(id_dataset(count), batch_size, drop_last=drop_last)
+    assert len(loader) == batches
+    assert len(list(loader)) == batches
+
+
+def test_loader_sees_every_sample_once_per_epoch() -> None:
+    loader = BatchLoader(id_dataset(23), 5, seed=1)
+    for epoch in range(3):
+        loader.set_epoch(epoch)
+        batches = list(loader)
+        labels = torch.cat([y for _, y in batches])
+        assert sorted(labels.tolist()) == list(range(23))
+        pixels = torch.cat([x[:, 0, 0, 0] for x, _ in batches])
+        assert torch.allclose(pixels * 255, labels.float())  # images travel with their labels
+
+
+def test_loader_order_depends_only_on_seed_and_epoch() -> None:
+    def epoch_labels(loader: BatchLoader, epoch: int) -> list[int]:
+        return torch.cat([y for _, y in loader.batches(epoch)]).tolist()
+
+    warmed = BatchLoader(id_dataset(50), 8, seed=5)
+    for epoch in range(3):
+        epoch_labels(warmed, epoch)
+    fresh = BatchLoader(id_dataset(50), 8, seed=5)
+    assert epoch_labels(warmed, 3) == epoch_labels(fresh, 3)
+    assert epoch_labels(fresh, 3) != epoch_labels(fresh, 4)
+    assert epoch_labels(fresh, 3) != epoch_labels(BatchLoader(id_dataset(50), 8, seed=6), 3)
+
+
+def test_loader_without_shuffle_keeps_order() -> None:
+    loader = BatchLoader(id_dataset(7), 3, train=False)
+    assert torch.cat([y for _, y in loader]).tolist() == list(range(7))
+
+
+def test_loader_resumes_mid_epoch_exactly() -> None:
+    transform = BatchTransform(rotation=20.0, translate=0.1)
+    dataset = make_synthetic(40, seed=0)
+    full = list(BatchLoader(dataset, 8, transform=transform, seed=2).batches(epoch=1))
+    resumed = list(BatchLoader(dataset, 8, transform=transform, seed=2).batches(epoch=1, start=3))
+    assert len(resumed) == 2
+    for (x_full, y_full), (x_resumed, y_resumed) in zip(full[3:], resumed, strict=True):
+        assert torch.equal(x_full, x_resumed) and torch.equal(y_full, y_resumed)
+
+
+def test_loader_applies_transform_and_augments_only_in_training() -> None:
+    dataset = make_synthetic(16, seed=0)
+    transform = BatchTransform(size=32, mean=0.5, std=0.5, rotation=30.0)
+    x_train, _ = next(iter(BatchLoader(dataset, 16, transform=transform, shuffle=False)))
+    x_eval, _ = next(iter(BatchLoader(dataset, 16, transform=transform, train=False)))
+    assert x_eval.shape == (16, 1, 32, 32) and x_eval.dtype == torch.float32
+    assert torch.allclose(x_eval, transform(dataset.images, train=False))
+    assert not torch.allclose(x_train, x_eval)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_loader_on_cuda_matches_cpu() -> None:
+    dataset = make_synthetic(64, seed=0)
+    transform = BatchTransform(mean=0.1, std=0.2, rotation=10.0, translate=0.1)
+    cpu = list(BatchLoader(dataset, 16, transform=transform, seed=3))
+    gpu = list(BatchLoader(dataset, 16, transform=transform, seed=3, device="cuda"))
+    for (x_cpu, y_cpu), (x_gpu, y_gpu) in zip(cpu, gpu, strict=True):
+        assert x_gpu.device.type == "cuda" and y_gpu.device.type == "cuda"
+        assert torch.equal(y_cpu, y_gpu.cpu())
+        assert torch.allclose(x_cpu, x_gpu.cpu(), atol=1e-4)
+
+
+# ---------------------------------------------------------------- real data
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(), reason="no ../shared/data")
+def test_real_mnist_sizes() -> None:
+    train = load_dataset("mnist", SHARED_DATA, train=True)
+    test = load_dataset("mnist", SHARED_DATA, train=False)
+    assert train.images.shape == (60000, 1, 28, 28) and len(test) == 10000
+    assert train.labels.bincount().tolist()[:2] == [5923, 6742]
+    assert torch.equal(torch.unique(test.labels), torch.arange(10))

@@ -1,0 +1,95 @@
+"""Every malformed spec in tests/specs_bad/ gives one located line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+BAD = ROOT / "tests" / "specs_bad"
+
+# file -> (line:column or None, the message it must contain)
+EXPECTED = {
+    "bad_choice.yaml": ("5:39", "order: 'bn_first' is not one of ['conv_bn_act', 'conv_act_bn']"),
+    "bad_layer_name.yaml": ("7:11", "(2fast).name: '2fast' does not match"),
+    "bad_optimizer.yaml": ("8:21", "train.optimizer.name: 'sgdd' is not one of"),
+    "conv_after_gap.yaml": ("7:5", "(conv2): conv needs a (channels, height, width) input but "
+                                   "gets the flat shape 8"),
+    "dropout_out_of_range.yaml": ("6:18", "(dropout1).p: 1.5 is greater than or equal to the "
+                                          "maximum of 1"),
+    "duplicate_key.yaml": ("4:1", "duplicate key 'num_classes'"),
+    "duplicate_name.yaml": ("7:5", "layer name 'stem' is already used by layers[0]"),
+    "empty.yaml": ("1:1", "the spec is empty"),
+    "empty_layers.yaml": ("4:9", "layers: [] should be non-empty"),
+    "float_kernel.yaml": ("5:42", "(conv1).kernel_size: expected an integer, got 3.5"),
+    "invalid_yaml.yaml": ("6:8", "invalid YAML"),
+    "layer_not_mapping.yaml": ("6:5", "layers[1]: a layer maps one block name to its parameters"),
+    "linear_on_feature_map.yaml": ("6:5", "linear needs a flat input but gets 8x26x26"),
+    "missing_layers.yaml": ("1:1", "missing required key 'layers'"),
+    "missing_param.yaml": ("6:11", "(fire1): missing required parameter 'expand3x3'"),
+    "negative_channels.yaml": ("6:21", "(fire1).squeeze: expected an integer >= 1 or "
+                                       "'num_classes', got -16"),
+    "shape_collapse.yaml": ("12:5", "layers[6] (conv2): spatial size collapses: a 3x3 window "
+                                    "with stride 1 and padding 0 does not fit a 1x1 input"),
+    "top_level_list.yaml": ("1:1", "expected an object"),
+    "two_blocks.yaml": ("5:5", "a layer names one block, this one names 2: conv, relu"),
+    "unknown_block.yaml": ("6:5", "layers[1] (fier1): unknown block 'fier'; did you mean 'fire'?"),
+    "unknown_key.yaml": ("4:1", "unknown key 'descripton'; did you mean 'description'?"),
+    "unknown_param.yaml": ("5:32", "unknown parameter 'kernal_size' of conv_bn; did you mean "
+                                   "'kernel_size'?"),
+    "wrong_type.yaml": ("5:42", "(conv1).kernel_size: expected an integer, got 'three'"),
+    "zero_input_size.yaml": ("2:28", "input.size: expected an integer >= 1 or a list of 2"),
+}
+
+
+def test_every_bad_spec_has_an_expectation():
+    assert sorted(p.name for p in BAD.glob("*.yaml")) == sorted(EXPECTED)
+    assert len(EXPECTED) >= 15
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("command", ["build", "validate"])
+def test_bad_spec_is_one_located_line(run_cli, name: str, command: str):
+    position, message = EXPECTED[name]
+    path = BAD / name
+    result = run_cli(command, str(path))
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith(f"{path}:{position}: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.err
+
+
+def test_several_problems_are_reported_together(run_cli, tmp_path):
+    spec = tmp_path / "many.yaml"
+    spec.write_text("name: x\ninput: {channels: 1, size: 28}\nnum_classes: 10\nlayers:\n"
+                    "  - fier: {}\n  - conv: {out_channels: -1}\n")
+    result = run_cli("validate", str(spec))
+    lines = result.err.strip().splitlines()
+    assert result.code == 2
+    assert lines[-1] == "2 errors; nothing was built."
+    assert "unknown block 'fier'" in lines[0] and "out_channels" in lines[1]
+
+
+def test_missing_spec_file(run_cli, tmp_path):
+    result = run_cli("build", str(tmp_path / "absent.yaml"))
+    assert result.code == 2
+    assert result.err.strip() == f"{tmp_path / 'absent.yaml'}: error: spec file not found"
+
+
+def test_real_process_prints_no_traceback():
+    completed = subprocess.run(
+        [sys.executable, "cli.py", "build", str(BAD / "unknown_block.yaml")],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert completed.stderr.count("\n") == 1 and "did you mean 'fire'" in completed.stderr
+
+
+def test_debug_flag_shows_the_traceback(run_cli):
+    result = run_cli("build", str(BAD / "unknown_block.yaml"), "--debug")
+    assert result.code == 2 and "Traceback" in result.err

@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from netbuilder.errors import NetbuilderError
+from netbuilder.spec import apply_overrides, load_spec, parse_spec
+
+TEXT = """\
+name: tiny
+input: {channels: 1, size: 28}
+num_classes: 10
+layers:
+  - conv: {out_channels: 8}
+  - gap: {}
+"""
+
+
+def test_positions_point_at_values_and_keys():
+    document = parse_spec(TEXT, "tiny.yaml")
+    assert document.locate(("layers", 0, "conv", "out_channels")).line == 5
+    assert document.locate(("layers", 1)).line == 6
+    assert document.locate_key(("input",), "size").column == 22
+
+
+def test_locate_falls_back_to_nearest_ancestor():
+    document = parse_spec(TEXT, "tiny.yaml")
+    assert document.locate(("layers", 0, "conv", "missing")).line == 5
+
+
+def test_yaml_is_loaded_safely():
+    with pytest.raises(NetbuilderError, match="invalid YAML"):
+        parse_spec("name: !!python/object/apply:os.system ['true']\n", "evil.yaml")
+
+
+def test_duplicate_keys_are_errors():
+    with pytest.raises(NetbuilderError, match="duplicate key 'name'"):
+        parse_spec("name: a\nname: b\n")
+
+
+def test_missing_file_names_it(tmp_path: Path):
+    with pytest.raises(NetbuilderError) as info:
+        load_spec(tmp_path / "nope.yaml")
+    assert "nope.yaml" in str(info.value) and "not found" in str(info.value)
+
+
+def test_overrides_parse_values_and_walk_lists():
+    document = apply_overrides(parse_spec(TEXT), [
+        "input.size=224", "layers.0.conv.out_channels=16", "train.optimizer.lr=0.05",
+        "name=renamed",
+    ])
+    assert document.data["input"]["size"] == 224
+    assert document.data["layers"][0]["conv"]["out_channels"] == 16
+    assert document.data["train"] == {"optimizer": {"lr": 0.05}}
+    assert document.data["name"] == "renamed"
+
+
+def test_overrides_do_not_touch_the_original():
+    original = parse_spec(TEXT)
+    apply_overrides(original, ["input.size=32"])
+    assert original.data["input"]["size"] == 28
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("input.size", "KEY=VALUE"),
+    ("layers.9.conv.out_channels=3", "not an index"),
+    ("name.first=x", "not a mapping"),
+])
+def test_bad_overrides(assignment: str, message: str):
+    with pytest.raises(NetbuilderError, match=message):
+        apply_overrides(parse_spec(TEXT), [assignment])
