@@ -23,7 +23,7 @@ demo: setup
 	$(BIN)/python cli.py build specs/squeezenet_v11.yaml --summary
 
 readme: setup
-	$(BIN)/python -m netbuilder.catalog --update README.md
+	$(BIN)/python cli.py specs specs --update-readme README.md
 
 reproduce: setup
 	$(BIN)/python bench/reproduce.py --out results

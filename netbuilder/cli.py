@@ -78,6 +78,21 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_specs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .catalog import spec_table, with_table
+
+    table = spec_table(Path(args.directory))
+    if args.update_readme:
+        readme = Path(args.update_readme)
+        readme.write_text(with_table(readme.read_text(encoding="utf-8"), table), encoding="utf-8")
+        print(f"updated the spec table in {readme}")
+    else:
+        print(table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
@@ -106,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
                    ).set_defaults(handler=cmd_blocks)
     sub.add_parser("schema", help="print the spec's JSON Schema (draft 2020-12)"
                    ).set_defaults(handler=cmd_schema)
+    specs = sub.add_parser("specs", help="table of the specs in a directory (markdown)")
+    specs.add_argument("directory", nargs="?", default="specs")
+    specs.add_argument("--update-readme", metavar="README", help="rewrite its generated section")
+    specs.set_defaults(handler=cmd_specs)
     _add_training_commands(sub)
     return parser
 

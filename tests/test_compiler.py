@@ -108,3 +108,17 @@ def test_rectangular_input():
             "  - conv: {out_channels: 4}\n  - maxpool: {}\n")
     _, plan = compile_spec(spec_from(text))
     assert plan[-1].out_shape == (4, 9, 5)
+
+
+def test_flatten_linear_head_with_avgpool_bn_and_softmax():
+    text = ("name: n\ninput: {channels: 2, size: 8}\nnum_classes: 3\nlayers:\n"
+            "  - conv: {out_channels: 4, padding: 1}\n  - bn: {}\n  - avgpool: {kernel_size: 2}\n"
+            "  - flatten: {}\n  - bn: {}\n  - linear: {out_features: num_classes}\n"
+            "  - softmax: {}\n")
+    model, plan = compile_spec(spec_from(text))
+    assert [p.out_shape for p in plan] == [(4, 8, 8), (4, 8, 8), (4, 4, 4), (64,), (64,), (3,),
+                                           (3,)]
+    assert isinstance(model.bn1, torch.nn.BatchNorm2d)
+    assert isinstance(model.bn2, torch.nn.BatchNorm1d)
+    probabilities = model.eval()(torch.randn(5, 2, 8, 8))
+    torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(5))

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, SPECS
+from netbuilder.catalog import spec_table, with_table
+from netbuilder.registry import BLOCKS
+
+JSON_FIGURES = {"model1": 14_620, "model2": 14_796, "model5": 8_018, "gap9k": 9_032}
+
+
+@pytest.mark.parametrize("name", sorted(JSON_FIGURES))
+def test_build_json_total_params(run_cli, name):
+    result = run_cli("build", str(ROOT / "specs" / f"{name}.yaml"), "--format", "json")
+    document = json.loads(result.out)
+    assert result.code == 0
+    assert document["total_params"] == JSON_FIGURES[name]
+    for key in ("name", "input_shape", "output_shape", "trainable_params", "layers",
+                "receptive_field"):
+        assert key in document
+    assert {"name", "type", "output_shape", "params", "macs"} <= set(document["layers"][0])
+
+
+def test_build_json_squeezenet_v11_spatial_sizes(run_cli):
+    result = run_cli("build", str(ROOT / "specs" / "squeezenet_v11.yaml"), "--format", "json")
+    layers = json.loads(result.out)["layers"]
+    sizes = [layers[0]["output_shape"][1]] + [
+        layer["output_shape"][1] for layer in layers if layer["type"] == "maxpool"]
+    assert sizes == [47, 23, 11, 5]
+
+
+def test_build_summary_table(run_cli):
+    result = run_cli("build", str(ROOT / "specs" / "model5.yaml"), "--summary")
+    assert result.code == 0
+    assert "Total params: 8,018" in result.out
+    assert "Estimated Total Size (MB)" in result.out and "Final receptive field" in result.out
+
+
+def test_depth_two_expands_blocks(run_cli):
+    result = run_cli("build", str(ROOT / "specs" / "squeezenet_v11.yaml"), "--summary",
+                     "--depth", "2")
+    assert "fire2.expand3x3" in result.out
+
+
+def test_build_with_overrides(run_cli):
+    result = run_cli("build", str(ROOT / "specs" / "squeezenet_v11.yaml"), "--format", "json",
+                     "--set", "input.channels=3", "--set", "input.size=224",
+                     "--set", "num_classes=1000")
+    assert json.loads(result.out)["total_params"] == 1_235_496
+
+
+def test_plain_build_reports_the_model(run_cli):
+    result = run_cli("build", str(ROOT / "specs" / "gap9k.yaml"))
+    assert result.code == 0 and "9,032 parameters" in result.out
+
+
+def test_validate_all_bundled_specs(run_cli):
+    result = run_cli("validate", *map(str, SPECS))
+    assert result.code == 0
+    assert result.out.count(": ok") == len(SPECS)
+
+
+def test_validate_mixed_reports_the_bad_one(run_cli):
+    result = run_cli("validate", str(SPECS[0]), str(ROOT / "tests/specs_bad/unknown_block.yaml"))
+    assert result.code == 2 and "unknown block" in result.err and ": ok" in result.out
+
+
+def test_blocks_lists_every_block_with_defaults(run_cli):
+    result = run_cli("blocks")
+    for block in BLOCKS:
+        assert re.search(rf"^{block.name}: ", result.out, re.MULTILINE)
+    assert "ceil_mode" in result.out and "required" in result.out
+
+
+def test_schema_command_prints_json(run_cli):
+    schema = json.loads(run_cli("schema").out)
+    assert schema["$schema"].endswith("2020-12/schema")
+
+
+def test_readme_spec_table_is_up_to_date():
+    readme = (ROOT / "README.md").read_text()
+    assert with_table(readme, spec_table(ROOT / "specs")) == readme, "run `make readme`"
+
+
+def test_readme_plugin_example_works(run_cli, tmp_path, monkeypatch):
+    """The README's user-block example, run as written."""
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n# myblocks.py\n(.*?)```", readme, re.DOTALL).group(1)
+    (tmp_path / "readme_blocks.py").write_text(code)
+    (tmp_path / "my.yaml").write_text("name: m\ninput: {channels: 1, size: 8}\nnum_classes: 3\n"
+                                      "layers:\n  - conv_gelu: {out_channels: 4}\n  - gap: {}\n")
+    monkeypatch.chdir(tmp_path)
+    try:
+        result = run_cli("--plugin", "readme_blocks", "build", "my.yaml", "--summary")
+    finally:
+        BLOCKS.remove("conv_gelu")
+        sys.modules.pop("readme_blocks", None)
+    assert result.code == 0, result.err
+    assert "conv_gelu" in result.out
+
+
+def test_summary_command_is_fast():
+    """The README's main command, as a user runs it: a fresh process, torch import included.
+    Loose bound here (shared CI machines); bench figures are in the closing notes."""
+    start = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, "cli.py", "build", "specs/squeezenet_v11.yaml", "--summary"],
+        cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "Total params: 726,474" in completed.stdout
+    assert time.perf_counter() - start < 10
