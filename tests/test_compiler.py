@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import ROOT, SPECS
 
 import netbuilder
+from conftest import ROOT, SPECS
 from netbuilder.compiler import compile_spec, resolve_args
 from netbuilder.errors import NetbuilderError
 from netbuilder.registry import BLOCKS

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from conftest import ROOT
 
 import netbuilder
+from conftest import ROOT
 
 IMAGENET = ["input.channels=3", "input.size=224", "num_classes=1000"]
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import jsonschema
 import pytest
-from conftest import SPECS
 
 import netbuilder
+from conftest import SPECS
 from netbuilder.registry import BLOCKS
 from netbuilder.schema import TRAIN_SCHEMA, param_schema, schema_defaults, spec_schema
 from netbuilder.spec import load_spec
