@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 import torch
-import torch.nn.functional as F  # noqa: N812 - the usual PyTorch alias
+import torch.nn.functional as F
 from torch import Tensor
 
 from netbuilder.errors import NetbuilderError

@@ -118,12 +118,23 @@ def apply_overrides(document: SpecDocument, assignments: list[str]) -> SpecDocum
             raise NetbuilderError(
                 f"--set expects KEY=VALUE (e.g. train.epochs=3), got '{assignment}'"
             )
-        try:
-            value = yaml.safe_load(raw_value) if raw_value.strip() else ""
-        except yaml.YAMLError:
-            value = raw_value
+        value = _parse_value(raw_value)
         data = _assign(data, key.strip().split("."), value, assignment)
     return SpecDocument(data, document.source, document.positions)
+
+
+def _parse_value(raw: str) -> Any:
+    """A YAML scalar, with numbers like 1e-3 read as numbers (YAML 1.1 wants 1.0e-3)."""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _assign(data: Any, keys: list[str], value: Any, assignment: str) -> Any:

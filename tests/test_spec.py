@@ -46,11 +46,13 @@ def test_missing_file_names_it(tmp_path: Path):
 def test_overrides_parse_values_and_walk_lists():
     document = apply_overrides(parse_spec(TEXT), [
         "input.size=224", "layers.0.conv.out_channels=16", "train.optimizer.lr=0.05",
-        "name=renamed",
+        "name=renamed", "train.epochs=3", "train.schedule.gamma=1e-3",
     ])
+    assert document.data["train"]["schedule"]["gamma"] == 0.001
     assert document.data["input"]["size"] == 224
     assert document.data["layers"][0]["conv"]["out_channels"] == 16
-    assert document.data["train"] == {"optimizer": {"lr": 0.05}}
+    assert document.data["train"]["optimizer"] == {"lr": 0.05}
+    assert document.data["train"]["epochs"] == 3
     assert document.data["name"] == "renamed"
 
 

@@ -1,0 +1,155 @@
+"""The `train`, `eval` and `predict` subcommands (registered by `netbuilder.cli`).
+
+Like the rest of the CLI, this is where results are printed; the library only returns them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from . import read_spec
+from .errors import NetbuilderError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")  # same as netbuilder.train.DEVICES (kept import-free)
+TRAIN_FLAGS = {  # dedicated flag -> the spec key it overrides
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "train.optimizer.lr",
+    "seed": "train.seed",
+}
+
+
+def register_commands(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]
+                      ) -> None:
+    """Add train/eval/predict to the CLI's subcommands."""
+    _add_train(sub, add_set_option)
+    _add_eval(sub)
+    _add_predict(sub)
+
+
+def _add_train(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]) -> None:
+    train = sub.add_parser("train", help="train a spec on its dataset; writes a run folder")
+    train.add_argument("spec")
+    train.add_argument("--epochs", type=int, help="override train.epochs")
+    train.add_argument("--batch-size", type=int, help="override train.batch_size")
+    train.add_argument("--lr", type=float, help="override train.optimizer.lr")
+    train.add_argument("--seed", type=int, help="override train.seed")
+    train.add_argument("--device", choices=DEVICES, default="auto")
+    train.add_argument("--out", metavar="DIR",
+                       help="run folder (default: runs/<spec name>-<YYYYmmdd-HHMMSS>)")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR from its last.pt")
+    train.add_argument("--data-dir", metavar="DIR",
+                       help="dataset root (default: $NETBUILDER_DATA, ../shared/data or ./data)")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--no-progress", action="store_true",
+                       help="no progress bar; print one plain line per epoch")
+    add_set_option(train)
+    train.set_defaults(handler=cmd_train)
+
+
+def _add_eval(sub: Any) -> None:
+    evaluate = sub.add_parser("eval", help="test a checkpoint: accuracy and confusion matrix")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("--data-dir", metavar="DIR", help="dataset root")
+    evaluate.add_argument("--device", choices=DEVICES, default="auto")
+    evaluate.set_defaults(handler=cmd_eval)
+
+
+def _add_predict(sub: Any) -> None:
+    predict = sub.add_parser("predict", help="classify image files with a checkpoint")
+    predict.add_argument("checkpoint")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--top-k", type=int, default=3, help="classes to show per image")
+    predict.add_argument("--device", choices=DEVICES, default="cpu")
+    predict.set_defaults(handler=cmd_predict)
+
+
+def yaml_scalar(value: object) -> str:
+    """A value as YAML text that reads back as the same type (`1e-3` alone reads as a string)."""
+    return yaml.safe_dump(value, default_flow_style=True).splitlines()[0]
+
+
+def train_overrides(args: argparse.Namespace) -> list[str]:
+    """`--set` assignments first, then the dedicated flags, which win."""
+    overrides = list(args.set)
+    for attribute, key in TRAIN_FLAGS.items():
+        value = getattr(args, attribute)
+        if value is not None:
+            overrides.append(f"{key}={yaml_scalar(value)}")
+    if args.compile:
+        overrides.append("train.compile=true")
+    return overrides
+
+
+def run_dir_argument(args: argparse.Namespace) -> str | None:
+    if args.resume and args.out and args.out != args.resume:
+        raise NetbuilderError("--resume continues in its own folder; drop --out "
+                              f"(got --out {args.out} and --resume {args.resume})")
+    return args.resume or args.out
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .records import format_epoch_line
+    from .train import TrainConfig, run_training
+
+    spec = read_spec(args.spec, train_overrides(args))
+    epochs = TrainConfig.from_spec(spec).epochs
+
+    def print_epoch(row: dict[str, Any]) -> None:
+        print(format_epoch_line(row, epochs), flush=True)
+
+    result = run_training(spec, run_dir_argument(args), device=args.device,
+                          resume=bool(args.resume), data_dir=args.data_dir,
+                          progress=not args.no_progress,
+                          on_epoch=print_epoch if args.no_progress else None)
+    print(f"{result.run_dir}: {spec.name} trained {result.epochs} epochs on {result.device}; "
+          f"test accuracy {result.final_test_acc:.2%}, best {result.best_test_acc:.2%} "
+          f"(epoch {result.best_epoch})")
+    if result.compile_seconds is not None:
+        print(f"compile warm-up: {result.compile_seconds:.1f} s")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, args.data_dir, args.device)
+    print(format_evaluation(result))
+    return 0
+
+
+def format_evaluation(result: Any) -> str:
+    """Accuracy line, per-class table and confusion matrix, as `eval` prints them."""
+    from tabulate import tabulate
+
+    correct = int(result.confusion.diag().sum())
+    per_class = tabulate(
+        [[name, f"{accuracy:.2%}", int(total)] for name, accuracy, total in
+         zip(result.class_names, result.per_class_accuracy, result.confusion.sum(dim=1),
+             strict=True)],
+        headers=["class", "accuracy", "samples"], colalign=("left", "right", "right"))
+    confusion = tabulate(
+        [[name, *row] for name, row in zip(result.class_names, result.confusion.tolist(),
+                                           strict=True)],
+        headers=["true \\ predicted", *result.class_names])
+    return "\n".join([
+        f"{result.checkpoint}: spec {result.spec_name}, epoch {result.epoch}, "
+        f"dataset {result.dataset}",
+        f"test loss {result.loss:.4f}, accuracy {result.accuracy:.2%} "
+        f"({correct}/{result.num_samples})", "", per_class, "",
+        "confusion matrix (rows: true class, columns: predicted class)", confusion,
+    ])
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .evaluate import predict
+
+    for prediction in predict(args.checkpoint, args.images, args.top_k, args.device):
+        scores = ", ".join(f"{score.name} {score.probability:.1%}" for score in prediction.top)
+        print(f"{prediction.image}: {scores}")
+    return 0

@@ -1,0 +1,387 @@
+"""Tests for netbuilder.train and netbuilder.records: config, loss choice, schedules, a short
+synthetic run and its run folder, determinism, divergence, resume after a real SIGKILL."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from netbuilder import read_spec
+from netbuilder import train as train_module
+from netbuilder.checkpoint import load_checkpoint
+from netbuilder.compiler import build_model
+from netbuilder.errors import NetbuilderError
+from netbuilder.records import METRIC_FIELDS, TIMING_FIELDS, read_metrics
+from netbuilder.train import (
+    SmoothedNLLLoss,
+    SpecTransform,
+    TrainConfig,
+    check_config,
+    deep_merge,
+    make_optimizer,
+    make_scheduler,
+    make_transform,
+    run_training,
+    select_loss,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST_RAW = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
+RUN_FILES = ("spec.yaml", "metrics.csv", "curves.png", "confusion.png", "confusion.csv",
+             "summary.txt", "last.pt", "best.pt")
+SYNTHETIC_BATCHES = 512 // 32  # default synthetic training set, batch size 32
+
+
+def tiny_spec(name: str = "tiny", head: str | None = "log_softmax", channels: int = 1,
+              size: int | list[int] = 16, dropout: float = 0.0,
+              train: dict[str, Any] | None = None) -> dict[str, Any]:
+    """conv_bn(4) -> maxpool -> conv(num_classes) -> gap -> head: trains in a split second."""
+    layers: list[dict[str, Any]] = [
+        {"conv_bn": {"out_channels": 4, "padding": 1, "dropout": dropout}},
+        {"maxpool": {"kernel_size": 2}},
+        {"conv": {"out_channels": "num_classes", "kernel_size": 3, "padding": 1}},
+        {"gap": {}},
+    ]
+    if head:
+        layers.append({head: {}})
+    defaults = {"dataset": "synthetic", "epochs": 2, "batch_size": 32,
+                "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+                "transforms": {"normalize": {"mean": [0.114], "std": [0.155]}}}
+    return {"name": name, "input": {"channels": channels, "size": size}, "num_classes": 10,
+            "layers": layers, "train": deep_merge(defaults, train or {})}
+
+
+def write_spec(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def load_spec_data(tmp_path: Path, **kwargs: Any):
+    return read_spec(write_spec(tmp_path / "spec.yaml", tiny_spec(**kwargs)))
+
+
+def model_state(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def without_timing(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{k: v for k, v in row.items() if k not in TIMING_FIELDS} for row in rows]
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_train_config_fills_defaults_under_partial_sections(tmp_path: Path) -> None:
+    spec = load_spec_data(tmp_path, train={"optimizer": {"name": "adam"}})
+    config = TrainConfig.from_spec(spec)
+    assert config.optimizer.name == "adam"
+    assert config.optimizer.lr == 0.1  # from the spec
+    assert config.optimizer.weight_decay == 0.0  # from the schema
+    assert config.schedule.name == "none"
+    assert config.transforms.augment.scale == [1.0, 1.0]
+    assert config.to_dict()["optimizer"]["nesterov"] is False
+
+
+@pytest.mark.parametrize(("train", "message"), [
+    ({"transforms": {"normalize": {"mean": [0.1, 0.2]}}}, "normalize.mean has 2 values"),
+    ({"schedule": {"name": "onecycle", "warmup_epochs": 1}}, "set pct_start"),
+    ({"schedule": {"warmup_epochs": 2}}, "must be less than train.epochs"),
+    ({"optimizer": {"momentum": 0, "nesterov": True}}, "nesterov needs momentum"),
+])
+def test_check_config_rejects_inconsistent_settings(tmp_path: Path, train: dict,
+                                                    message: str) -> None:
+    spec = load_spec_data(tmp_path, train=train)
+    with pytest.raises(NetbuilderError, match=message):
+        check_config(TrainConfig.from_spec(spec), spec)
+
+
+# ---------------------------------------------------------------- loss and schedules
+
+
+@pytest.mark.parametrize(("head", "loss_type"), [
+    ("log_softmax", SmoothedNLLLoss),
+    (None, nn.CrossEntropyLoss),
+])
+def test_loss_follows_the_head(tmp_path: Path, head: str | None, loss_type: type) -> None:
+    model = build_model(load_spec_data(tmp_path, head=head))
+    assert isinstance(select_loss(model), loss_type)
+
+
+def test_softmax_head_is_refused(tmp_path: Path) -> None:
+    model = build_model(load_spec_data(tmp_path, head="softmax"))
+    with pytest.raises(NetbuilderError, match="log_softmax"):
+        select_loss(model)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_smoothed_nll_equals_cross_entropy_with_smoothing(smoothing: float) -> None:
+    logits = torch.randn(8, 10, generator=torch.Generator().manual_seed(0))
+    target = torch.arange(8)
+    expected = nn.CrossEntropyLoss(label_smoothing=smoothing)(logits, target)
+    actual = SmoothedNLLLoss(smoothing)(logits.log_softmax(dim=1), target)
+    assert torch.allclose(actual, expected, atol=1e-6)
+
+
+def lr_trace(tmp_path: Path, schedule: dict[str, Any], steps_per_epoch: int = 10,
+             epochs: int = 4) -> list[float]:
+    spec = load_spec_data(tmp_path, train={"epochs": epochs, "schedule": schedule})
+    config = TrainConfig.from_spec(spec)
+    optimizer = make_optimizer(nn.Linear(2, 2).parameters(), config.optimizer)
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch)
+    lrs = []
+    for _ in range(steps_per_epoch * epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def test_schedules_step_per_batch(tmp_path: Path) -> None:
+    assert set(lr_trace(tmp_path, {"name": "none"})) == {0.1}
+    step = lr_trace(tmp_path, {"name": "step", "step_size": 2, "gamma": 0.5})
+    assert step[19] == pytest.approx(0.1) and step[20] == pytest.approx(0.05)
+    cosine = lr_trace(tmp_path, {"name": "cosine"})
+    assert cosine[0] == pytest.approx(0.1) and cosine[-1] < 0.001
+    assert all(a >= b for a, b in itertools.pairwise(cosine))
+    onecycle = lr_trace(tmp_path, {"name": "onecycle", "pct_start": 0.25})
+    assert max(onecycle) == pytest.approx(0.1) and onecycle.index(max(onecycle)) in (9, 10)
+    warm = lr_trace(tmp_path, {"name": "cosine", "warmup_epochs": 1})
+    assert warm[0] == pytest.approx(0.01) and warm[10] == pytest.approx(0.1)
+
+
+def test_transform_resizes_and_repeats_grey_channels() -> None:
+    transform = SpecTransform(size=(20, 24), channels=3, mean=(0.5, 0.5, 0.5), std=(0.5,) * 3)
+    batch = torch.full((2, 1, 28, 28), 255, dtype=torch.uint8)
+    out = transform(batch)
+    assert out.shape == (2, 3, 20, 24)
+    assert torch.allclose(out, torch.ones_like(out))
+
+
+# ---------------------------------------------------------------- runs
+
+
+def test_short_run_writes_the_run_folder(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    spec = load_spec_data(tmp_path, train={"epochs": 3})
+    result = run_training(spec, tmp_path / "run", device="cpu")  # stderr is no TTY: plain lines
+    run_dir = tmp_path / "run"
+    for name in RUN_FILES:
+        assert (run_dir / name).is_file(), name
+    assert not list(run_dir.glob(".*")), "temp files left behind"
+    rows = read_metrics(run_dir / "metrics.csv")
+    assert tuple(rows[0]) == METRIC_FIELDS
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    assert float(rows[-1]["test_acc"]) > 0.5  # chance is 0.1
+    assert result.best_test_acc == max(float(row["test_acc"]) for row in rows)
+    for image in ("curves.png", "confusion.png"):
+        assert (run_dir / image).read_bytes().startswith(b"\x89PNG")
+    confusion = (run_dir / "confusion.csv").read_text().splitlines()
+    assert len(confusion) == 11 and sum(sum(map(int, line.split(",")[1:]))
+                                        for line in confusion[1:]) == 256
+    saved = yaml.safe_load((run_dir / "spec.yaml").read_text())
+    assert saved["train"]["optimizer"]["nesterov"] is False  # full config, defaults included
+    assert read_spec(run_dir / "spec.yaml").name == "tiny"  # and still a valid spec
+    assert "conv_bn1" in (run_dir / "summary.txt").read_text()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+
+
+def test_same_seed_gives_identical_weights(tmp_path: Path) -> None:
+    train = {"epochs": 1, "transforms": {"augment": {"rotation": 10, "translate": 0.1}}}
+    spec = load_spec_data(tmp_path, dropout=0.2, train=train)
+    for name in ("a", "b"):
+        run_training(spec, tmp_path / name, device="cpu", progress=False)
+    assert_same_weights(model_state(tmp_path / "a" / "last.pt"),
+                        model_state(tmp_path / "b" / "last.pt"))
+    other = load_spec_data(tmp_path, dropout=0.2, train={**train, "seed": 2})
+    run_training(other, tmp_path / "c", device="cpu", progress=False)
+    assert not torch.equal(model_state(tmp_path / "a" / "last.pt")["conv1.weight"],
+                           model_state(tmp_path / "c" / "last.pt")["conv1.weight"])
+
+
+def test_rgb_non_square_spec_trains_on_grey_data(tmp_path: Path) -> None:
+    spec = load_spec_data(tmp_path, channels=3, size=[12, 16],
+                          train={"epochs": 1, "transforms": {"normalize": {
+                              "mean": [0.1, 0.1, 0.1], "std": [0.2]}}})
+    result = run_training(spec, tmp_path / "run", device="cpu", progress=False)
+    assert result.epochs == 1
+
+
+def test_class_count_must_match_the_dataset(tmp_path: Path) -> None:
+    data = tiny_spec()
+    data["num_classes"] = 7
+    spec = read_spec(write_spec(tmp_path / "spec.yaml", data))
+    with pytest.raises(NetbuilderError, match=r"num_classes 7 .* has 10 classes"):
+        run_training(spec, tmp_path / "run", device="cpu", progress=False)
+
+
+def test_refuses_to_overwrite_a_run(tmp_path: Path) -> None:
+    spec = load_spec_data(tmp_path, train={"epochs": 1})
+    run_training(spec, tmp_path / "run", device="cpu", progress=False)
+    with pytest.raises(NetbuilderError, match="already holds a run"):
+        run_training(spec, tmp_path / "run", device="cpu", progress=False)
+
+
+def test_huge_learning_rate_stops_with_the_epoch_and_batch(tmp_path: Path) -> None:
+    spec = load_spec_data(tmp_path, train={"epochs": 1, "optimizer": {"lr": 1e30}})
+    with pytest.raises(NetbuilderError, match=r"diverged: .* at epoch 1, batch \d+ of 16"):
+        run_training(spec, tmp_path / "run", device="cpu", progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+class PoisonAfter(nn.Module):
+    """Training loss that turns NaN after `good` batches; evaluation is left alone."""
+
+    def __init__(self, inner: nn.Module, good: int):
+        super().__init__()
+        self.inner, self.good, self.calls = inner, good, 0
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = self.inner(output, target)
+        if torch.is_grad_enabled():
+            self.calls += 1
+            if self.calls > self.good:
+                return loss * float("nan")
+        return loss
+
+
+def test_nan_loss_keeps_the_previous_checkpoint(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    real_select = train_module.select_loss
+    monkeypatch.setattr(train_module, "select_loss", lambda model, smoothing=0.0: PoisonAfter(
+        real_select(model, smoothing), SYNTHETIC_BATCHES + 2))
+    spec = load_spec_data(tmp_path, train={"epochs": 3})
+    run_dir = tmp_path / "run"
+    after_epoch: list[bytes] = []
+    with pytest.raises(NetbuilderError, match="at epoch 2, batch 3 of 16"):
+        run_training(spec, run_dir, device="cpu", progress=False,
+                     on_epoch=lambda row: after_epoch.append((run_dir / "last.pt").read_bytes()))
+    assert len(after_epoch) == 1
+    assert (run_dir / "last.pt").read_bytes() == after_epoch[0]
+    assert len(read_metrics(run_dir / "metrics.csv")) == 1
+    assert not list(run_dir.glob(".*"))
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_unknown_dataset_is_a_one_line_error(tmp_path: Path, run_cli) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec())
+    result = run_cli("train", str(spec), "--set", "train.dataset=cifar10", "--out",
+                     str(tmp_path / "run"), "--no-progress")
+    assert result.code == 2
+    assert len(result.err.strip().splitlines()) == 1
+    assert "cifar10" in result.err and "synthetic" in result.err
+
+
+def test_missing_mnist_files_are_named(tmp_path: Path, run_cli) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec(train={"dataset": "mnist"}))
+    result = run_cli("train", str(spec), "--data-dir", str(tmp_path / "nothing"), "--out",
+                     str(tmp_path / "run"), "--no-progress")
+    assert result.code == 2
+    assert len(result.err.strip().splitlines()) == 1
+    assert "MNIST/raw/train-images-idx3-ubyte" in result.err
+
+
+def test_train_flags_become_overrides(tmp_path: Path, run_cli) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec())
+    result = run_cli("train", str(spec), "--epochs", "1", "--lr", "1e-2", "--batch-size", "64",
+                     "--seed", "3", "--device", "cpu", "--out", str(tmp_path / "run"),
+                     "--no-progress")
+    assert result.code == 0, result.err
+    assert result.out.startswith("epoch 1/1: ")
+    saved = yaml.safe_load((tmp_path / "run" / "spec.yaml").read_text())["train"]
+    assert (saved["epochs"], saved["batch_size"], saved["seed"]) == (1, 64, 3)
+    assert saved["optimizer"]["lr"] == 0.01
+
+
+# ---------------------------------------------------------------- resume after SIGKILL
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"training exited early: {process.communicate()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.005)
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    epochs = 4
+    train = {"epochs": epochs, "schedule": {"name": "cosine", "warmup_epochs": 1},
+             "transforms": {"augment": {"rotation": 10, "translate": 0.1}}}
+    spec_path = write_spec(tmp_path / "spec.yaml", tiny_spec(dropout=0.2, train=train))
+    run_dir = tmp_path / "killed"
+    command = [sys.executable, str(ROOT / "cli.py"), "train", str(spec_path), "--device", "cpu",
+               "--no-progress"]
+    process = subprocess.Popen([*command, "--out", str(run_dir)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(run_dir / "last.pt", process)
+        process.kill()  # SIGKILL: no cleanup, as after a crash or an OOM kill
+    finally:
+        process.kill()
+        process.communicate()
+    killed_at = load_checkpoint(run_dir / "last.pt")["epoch"]
+    assert 1 <= killed_at < epochs, "the run finished before it could be killed"
+
+    resumed = subprocess.run([*command, "--resume", str(run_dir)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.startswith(f"epoch {killed_at + 1}/{epochs}: ")
+
+    spec = read_spec(spec_path)
+    run_training(spec, tmp_path / "straight", device="cpu", progress=False)
+    assert_same_weights(model_state(run_dir / "last.pt"),
+                        model_state(tmp_path / "straight" / "last.pt"))
+    assert without_timing(read_metrics(run_dir / "metrics.csv")) == without_timing(
+        read_metrics(tmp_path / "straight" / "metrics.csv"))
+    assert not list(run_dir.glob(".*"))
+
+
+def test_resume_needs_the_same_training_settings(tmp_path: Path) -> None:
+    spec = load_spec_data(tmp_path, train={"epochs": 1})
+    run_training(spec, tmp_path / "run", device="cpu", progress=False)
+    changed = load_spec_data(tmp_path, train={"epochs": 1, "optimizer": {"lr": 0.5}})
+    with pytest.raises(NetbuilderError, match=r"train\.optimizer\.lr is 0\.5 now but was 0\.1"):
+        run_training(changed, tmp_path / "run", device="cpu", resume=True, progress=False)
+
+
+def test_resuming_a_finished_run_only_rewrites_the_records(tmp_path: Path) -> None:
+    spec = load_spec_data(tmp_path, train={"epochs": 1})
+    first = run_training(spec, tmp_path / "run", device="cpu", progress=False)
+    again = run_training(spec, tmp_path / "run", device="cpu", resume=True, progress=False)
+    assert again.history == first.history
+    assert again.final_test_acc == first.final_test_acc
+
+
+# ---------------------------------------------------------------- real MNIST
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not MNIST_RAW.is_dir(), reason="needs ../shared/data/MNIST/raw")
+def test_one_epoch_on_real_mnist(tmp_path: Path) -> None:
+    spec = load_spec_data(tmp_path, size=28, train={
+        "dataset": "mnist", "epochs": 1, "batch_size": 256,
+        "transforms": {"normalize": {"mean": [0.1307], "std": [0.3081]}}})
+    result = run_training(spec, tmp_path / "run", device="cpu", progress=False,
+                          data_dir=MNIST_RAW.parents[1])
+    assert result.final_test_acc > 0.25  # a 414-parameter net after one epoch; chance is 0.1
+    assert make_transform(spec, TrainConfig.from_spec(spec)).size == (28, 28)
