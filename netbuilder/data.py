@@ -230,13 +230,14 @@ def to_float(batch: Tensor) -> Tensor:
     return batch.float().div_(255)
 
 
-def resize(batch: Tensor, size: int) -> Tensor:
-    """Bilinear resize of a float batch to size x size; a no-op when it already matches."""
-    if tuple(batch.shape[-2:]) == (size, size):
+def resize(batch: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """Bilinear resize of a float batch to size x size (or (height, width)); a no-op when it
+    already matches."""
+    target = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(batch.shape[-2:]) == target:
         return batch
-    return F.interpolate(
-        batch, size=(size, size), mode="bilinear", align_corners=False, antialias=False
-    )
+    return F.interpolate(batch, size=target, mode="bilinear", align_corners=False,
+                         antialias=False)
 
 
 def normalize(batch: Tensor, mean: float | Sequence[float], std: float | Sequence[float]) -> Tensor:
@@ -301,7 +302,8 @@ def _generator_device(generator: torch.Generator | None) -> torch.device:
 class BatchTransform:
     """uint8 batch -> float batch: scale to [0, 1], resize, augment (training only), normalize."""
 
-    size: int | None = None  # None keeps the stored size
+    size: int | tuple[int, int] | None = None  # None keeps the stored size
+    channels: int | None = None  # repeat grey images to this many channels (RGB specs)
     mean: float | tuple[float, ...] = 0.0  # defaults leave values in [0, 1]
     std: float | tuple[float, ...] = 1.0
     rotation: float = 0.0  # max degrees either way
@@ -309,7 +311,8 @@ class BatchTransform:
     scale: tuple[float, float] = (1.0, 1.0)  # zoom range
 
     def __post_init__(self) -> None:
-        _check(self.size is None or self.size >= 1, "size must be at least 1", self.size)
+        sizes = (self.size,) if isinstance(self.size, int) else self.size or ()
+        _check(all(s >= 1 for s in sizes), "size must be at least 1", self.size)
         stds = self.std if isinstance(self.std, tuple) else (self.std,)
         _check(all(s > 0 for s in stds), "std must be positive", self.std)
         _check(self.rotation >= 0, "rotation must be >= 0 degrees", self.rotation)
@@ -334,6 +337,8 @@ class BatchTransform:
             x = resize(x, self.size)
         if train and self.augments:
             x = random_affine(x, generator, self.rotation, self.translate, self.scale)
+        if self.channels and x.shape[1] == 1 and self.channels > 1:
+            x = x.expand(-1, self.channels, -1, -1)
         return normalize(x, self.mean, self.std)
 
 

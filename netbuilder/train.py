@@ -35,15 +35,7 @@ from .checkpoint import (
     spec_fingerprint,
 )
 from .compiler import build_model, compile_spec
-from .data import (
-    BatchLoader,
-    dataset_info,
-    load_dataset,
-    normalize,
-    random_affine,
-    resolve_data_dir,
-    to_float,
-)
+from .data import BatchLoader, BatchTransform, dataset_info, load_dataset, resolve_data_dir
 from .errors import NetbuilderError
 from .records import (
     EpochProgress,
@@ -196,39 +188,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@dataclass(frozen=True)
-class SpecTransform:
-    """uint8 dataset batch -> what the spec's input layer expects: floats in [0, 1], resized to
-    (H, W), augmented (training only), grey channels repeated to C, normalized."""
-
-    size: tuple[int, int]
-    channels: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    rotation: float = 0.0
-    translate: float = 0.0
-    scale: tuple[float, float] = (1.0, 1.0)
-
-    @property
-    def augments(self) -> bool:
-        return self.rotation > 0 or self.translate > 0 or self.scale != (1.0, 1.0)
-
-    def __call__(self, batch: Tensor, train: bool = False,
-                 generator: torch.Generator | None = None) -> Tensor:
-        x = to_float(batch)
-        if tuple(x.shape[-2:]) != self.size:  # data.resize takes square sizes only
-            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
-        if train and self.augments:
-            x = random_affine(x, generator, self.rotation, self.translate, self.scale)
-        if x.shape[1] == 1 and self.channels > 1:
-            x = x.expand(-1, self.channels, -1, -1)
-        return normalize(x, self.mean, self.std)
-
-
-def make_transform(spec: Spec, config: TrainConfig) -> SpecTransform:
+def make_transform(spec: Spec, config: TrainConfig) -> BatchTransform:
+    """uint8 dataset batch -> what the spec's input layer expects: its size and channels."""
     normal, augment = config.transforms.normalize, config.transforms.augment
     low, high = augment.scale
-    return SpecTransform(size=spec.input_shape[1:], channels=spec.input_shape[0],
+    return BatchTransform(size=spec.input_shape[1:], channels=spec.input_shape[0],
                          mean=tuple(normal.mean), std=tuple(normal.std),
                          rotation=augment.rotation, translate=augment.translate,
                          scale=(low, high))

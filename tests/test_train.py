@@ -19,11 +19,11 @@ from netbuilder import read_spec
 from netbuilder import train as train_module
 from netbuilder.checkpoint import load_checkpoint
 from netbuilder.compiler import build_model
+from netbuilder.data import BatchTransform
 from netbuilder.errors import NetbuilderError
 from netbuilder.records import METRIC_FIELDS, TIMING_FIELDS, read_metrics
 from netbuilder.train import (
     SmoothedNLLLoss,
-    SpecTransform,
     TrainConfig,
     check_config,
     deep_merge,
@@ -165,7 +165,7 @@ def test_schedules_step_per_batch(tmp_path: Path) -> None:
 
 
 def test_transform_resizes_and_repeats_grey_channels() -> None:
-    transform = SpecTransform(size=(20, 24), channels=3, mean=(0.5, 0.5, 0.5), std=(0.5,) * 3)
+    transform = BatchTransform(size=(20, 24), channels=3, mean=(0.5, 0.5, 0.5), std=(0.5,) * 3)
     batch = torch.full((2, 1, 28, 28), 255, dtype=torch.uint8)
     out = transform(batch)
     assert out.shape == (2, 3, 20, 24)
