@@ -114,3 +114,10 @@ def test_summary_command_is_fast():
         cwd=ROOT, capture_output=True, text=True, check=True)
     assert "Total params: 726,474" in completed.stdout
     assert time.perf_counter() - start < 10
+
+
+def test_readme_quotes_the_generated_results():
+    results = ROOT / "results" / "mnist.md"
+    table = "\n".join(line for line in results.read_text().splitlines() if line.startswith("|"))
+    readme = (ROOT / "README.md").read_text()
+    assert f"-->\n{table}\n<!-- results:end -->" in readme, "run `make reproduce`"
