@@ -108,13 +108,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError,
             zipfile.BadZipFile) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NetbuilderError(
             f"cannot read checkpoint {path}: it is corrupt, truncated or not a netbuilder "
-            f"checkpoint ({reason})"
+            f"checkpoint ({_first_sentence(exc)})"
         ) from None
     _check_payload(payload, path)
     return payload
+
+
+def _first_sentence(exc: Exception) -> str:
+    """Torch's reason, cut before its advice to retry with weights_only=False (never safe
+    for a file we did not write)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.split(". ")[0].rstrip(".")
 
 
 def _check_payload(payload: Any, path: Path) -> None:
