@@ -93,18 +93,25 @@ def main() -> int:
     store = out / "mnist.json"
     rows = json.loads(store.read_text()) if store.exists() else {}
     if args.merge:
-        rows |= json.loads(Path(args.merge).read_text())
+        rows |= {row_key(row): row for row in json.loads(Path(args.merge).read_text()).values()}
         args.specs = []
         save(rows, out)
     for name in args.specs:
-        rows[name] = train_one(name, args)
+        row = train_one(name, args)
+        rows[row_key(row)] = row
         save(rows, out)
-        print(json.dumps(rows[name]), flush=True)
+        print(json.dumps(row), flush=True)
     return 0
 
 
+def row_key(row: dict) -> str:
+    """One row per spec and kind of device, so CPU and GPU runs of a spec stand side by side."""
+    return row["spec"] if row["device"] == "cpu" else f"{row['spec']} ({row['device']})"
+
+
 def save(rows: dict[str, dict], out: Path) -> None:
-    ordered = {n: rows[n] for n in [*DEFAULT_SPECS, *sorted(rows)] if n in rows}
+    order = [key for name in DEFAULT_SPECS for key in (name, f"{name} (cuda)")]
+    ordered = {n: rows[n] for n in [*order, *sorted(rows)] if n in rows}
     (out / "mnist.json").write_text(json.dumps(ordered, indent=2) + "\n")
     write_markdown(ordered, out / "mnist.md")
     readme = ROOT / "README.md"
