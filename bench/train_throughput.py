@@ -129,6 +129,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=60, help="timed batches (model5)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--compile", action="store_true", help="also time train.compile=true")
+    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
     args = parser.parse_args()
     data_dir = resolve_data_dir(args.data_dir)
     torch.manual_seed(0)
@@ -136,7 +137,8 @@ def main() -> int:
     variants = {"runner": [], "runner channels_last": ["train.channels_last=true"]}
     if args.compile:
         variants["runner compiled"] = ["train.compile=true"]
-    for name, (factory, size) in CASES.items():
+    for name in args.cases:
+        factory, size = CASES[name]
         batches = args.batches if name == "model5" else max(8, args.batches // 6)
         results: dict[str, list[float]] = {"seed-style": [], **{v: [] for v in variants}}
         warmups: dict[str, float] = {}

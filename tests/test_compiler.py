@@ -122,3 +122,18 @@ def test_flatten_linear_head_with_avgpool_bn_and_softmax():
     assert isinstance(model.bn2, torch.nn.BatchNorm1d)
     probabilities = model.eval()(torch.randn(5, 2, 8, 8))
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(5))
+
+
+def test_fast_dropout_keeps_dropout_semantics():
+    from netbuilder.blocks.layers import Dropout
+
+    torch.manual_seed(0)
+    layer = Dropout(0.25)
+    x = torch.ones(200_000, requires_grad=True)
+    y = layer(x)
+    zeros = (y == 0).float().mean().item()
+    assert abs(zeros - 0.25) < 0.01
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.75))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # gradient is the same mask and scale
+    assert torch.equal(layer.eval()(x), x)

@@ -18,6 +18,7 @@ from .base import (
     initialise,
     spatial_out,
 )
+from .layers import Dropout
 
 Activation = Literal["relu", "relu6", "none"]
 ActivationArg = Annotated[Activation, Arg("non-linearity after the normalisation")]
@@ -83,7 +84,7 @@ def conv_bn(
     ]
     norm_and_act = [("bn", nn.BatchNorm2d(out_channels)), ("act", activation_layer(activation))]
     layers += norm_and_act if order == "conv_bn_act" else norm_and_act[::-1]
-    layers.append(("dropout", nn.Dropout(dropout) if dropout > 0 else None))
+    layers.append(("dropout", Dropout(dropout) if dropout > 0 else None))
     module = ConvBN(OrderedDict((name, layer) for name, layer in layers if layer is not None))
     return Block(
         initialise(module, init),

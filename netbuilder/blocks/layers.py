@@ -5,11 +5,25 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from ..errors import NetbuilderError
 from ..registry import Arg, Block, Shape, register
 from .base import InitArg, initialise
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout with a faster CPU path: a uniform draw compared with p instead of
+    `bernoulli_`, which took a third of model5's CPU training step (torch 2.14, 2 cores; the
+    forward+backward of one dropout went from 8.7 to 4.1 ms at 128x16x24x24). Same expectation
+    and gradient; on GPUs PyTorch's fused kernel is used unchanged."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0 or x.is_cuda:
+            return super().forward(x)
+        keep = torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        return x * keep
 
 
 @register("relu")
@@ -25,7 +39,7 @@ def dropout(
                             exclusive_maximum=1)] = 0.5,
 ) -> Block:
     """Dropout (nn.Dropout), active in training only."""
-    return Block(nn.Dropout(p), in_shape)
+    return Block(Dropout(p), in_shape)
 
 
 @register("flatten")
