@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from netbuilder.cli import main
+from netbuilder.train import deep_merge
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -31,3 +34,27 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def tiny_spec(name: str = "tiny", head: str | None = "log_softmax", channels: int = 1,
+              size: int | list[int] = 16, dropout: float = 0.0,
+              train: dict[str, Any] | None = None) -> dict[str, Any]:
+    """conv_bn(4) -> maxpool -> conv(num_classes) -> gap -> head: trains in a split second."""
+    layers: list[dict[str, Any]] = [
+        {"conv_bn": {"out_channels": 4, "padding": 1, "dropout": dropout}},
+        {"maxpool": {"kernel_size": 2}},
+        {"conv": {"out_channels": "num_classes", "kernel_size": 3, "padding": 1}},
+        {"gap": {}},
+    ]
+    if head:
+        layers.append({head: {}})
+    defaults = {"dataset": "synthetic", "epochs": 2, "batch_size": 32,
+                "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+                "transforms": {"normalize": {"mean": [0.114], "std": [0.155]}}}
+    return {"name": name, "input": {"channels": channels, "size": size}, "num_classes": 10,
+            "layers": layers, "train": deep_merge(defaults, train or {})}
+
+
+def write_spec(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path

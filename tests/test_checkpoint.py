@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import tiny_spec
 from netbuilder import read_spec
 from netbuilder.checkpoint import (
     atomic_write,
@@ -22,20 +23,7 @@ from netbuilder.checkpoint import (
 from netbuilder.errors import NetbuilderError
 from netbuilder.train import run_training
 
-SPEC = {
-    "name": "tiny",
-    "input": {"channels": 1, "size": 16},
-    "num_classes": 10,
-    "layers": [
-        {"conv_bn": {"out_channels": 4, "padding": 1}},
-        {"maxpool": {"kernel_size": 2}},
-        {"conv": {"out_channels": "num_classes", "kernel_size": 3, "padding": 1}},
-        {"gap": {}},
-        {"log_softmax": {}},
-    ],
-    "train": {"dataset": "synthetic", "epochs": 1, "batch_size": 64,
-              "optimizer": {"lr": 0.1}},
-}
+SPEC = tiny_spec(train={"epochs": 1, "batch_size": 64})
 
 
 def write_spec(path: Path, data: dict[str, Any]) -> Path:

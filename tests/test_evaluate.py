@@ -9,6 +9,7 @@ import torch
 import yaml
 from torchvision.io import write_png
 
+from conftest import tiny_spec
 from netbuilder import read_spec
 from netbuilder.data import make_synthetic
 from netbuilder.errors import NetbuilderError
@@ -19,21 +20,7 @@ from netbuilder.train import run_training
 # torchvision 0.29 deprecates its image codecs in favour of TorchCodec; they still work
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
 
-SPEC = {
-    "name": "tiny",
-    "input": {"channels": 1, "size": 16},
-    "num_classes": 10,
-    "layers": [
-        {"conv_bn": {"out_channels": 4, "padding": 1}},
-        {"maxpool": {"kernel_size": 2}},
-        {"conv": {"out_channels": "num_classes", "kernel_size": 3, "padding": 1}},
-        {"gap": {}},
-        {"log_softmax": {}},
-    ],
-    "train": {"dataset": "synthetic", "epochs": 3, "batch_size": 32,
-              "optimizer": {"lr": 0.1},
-              "transforms": {"normalize": {"mean": [0.114], "std": [0.155]}}},
-}
+SPEC = tiny_spec(train={"epochs": 3})
 
 
 @pytest.fixture(scope="module")

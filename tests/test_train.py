@@ -15,6 +15,7 @@ import torch
 import yaml
 from torch import nn
 
+from conftest import ROOT, tiny_spec, write_spec
 from netbuilder import read_spec
 from netbuilder import train as train_module
 from netbuilder.checkpoint import load_checkpoint
@@ -26,7 +27,6 @@ from netbuilder.train import (
     SmoothedNLLLoss,
     TrainConfig,
     check_config,
-    deep_merge,
     make_optimizer,
     make_scheduler,
     make_transform,
@@ -34,35 +34,10 @@ from netbuilder.train import (
     select_loss,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 MNIST_RAW = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
 RUN_FILES = ("spec.yaml", "metrics.csv", "curves.png", "confusion.png", "confusion.csv",
              "summary.txt", "last.pt", "best.pt")
 SYNTHETIC_BATCHES = 512 // 32  # default synthetic training set, batch size 32
-
-
-def tiny_spec(name: str = "tiny", head: str | None = "log_softmax", channels: int = 1,
-              size: int | list[int] = 16, dropout: float = 0.0,
-              train: dict[str, Any] | None = None) -> dict[str, Any]:
-    """conv_bn(4) -> maxpool -> conv(num_classes) -> gap -> head: trains in a split second."""
-    layers: list[dict[str, Any]] = [
-        {"conv_bn": {"out_channels": 4, "padding": 1, "dropout": dropout}},
-        {"maxpool": {"kernel_size": 2}},
-        {"conv": {"out_channels": "num_classes", "kernel_size": 3, "padding": 1}},
-        {"gap": {}},
-    ]
-    if head:
-        layers.append({head: {}})
-    defaults = {"dataset": "synthetic", "epochs": 2, "batch_size": 32,
-                "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
-                "transforms": {"normalize": {"mean": [0.114], "std": [0.155]}}}
-    return {"name": name, "input": {"channels": channels, "size": size}, "num_classes": 10,
-            "layers": layers, "train": deep_merge(defaults, train or {})}
-
-
-def write_spec(path: Path, data: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
 
 
 def load_spec_data(tmp_path: Path, **kwargs: Any):
