@@ -31,6 +31,13 @@ def activation_layer(name: Activation) -> nn.Module | None:
     return {"relu": nn.ReLU(inplace=True), "relu6": nn.ReLU6(inplace=True), "none": None}[name]
 
 
+def named_sequential(
+    cls: type[nn.Sequential], layers: list[tuple[str, nn.Module | None]]
+) -> nn.Sequential:
+    """A Sequential of the named layers that are present (None marks an optional one left out)."""
+    return cls(OrderedDict((name, layer) for name, layer in layers if layer is not None))
+
+
 class ConvBN(nn.Sequential):
     """Conv, BatchNorm and activation in a chosen order, optionally followed by dropout."""
 
@@ -85,7 +92,7 @@ def conv_bn(
     norm_and_act = [("bn", nn.BatchNorm2d(out_channels)), ("act", activation_layer(activation))]
     layers += norm_and_act if order == "conv_bn_act" else norm_and_act[::-1]
     layers.append(("dropout", Dropout(dropout) if dropout > 0 else None))
-    module = ConvBN(OrderedDict((name, layer) for name, layer in layers if layer is not None))
+    module = named_sequential(ConvBN, layers)
     return Block(
         initialise(module, init),
         spatial_out(in_shape, kernel_size, stride, padding, out_channels, "conv_bn"),
@@ -114,7 +121,7 @@ def dw_sep(
         ("bn2", nn.BatchNorm2d(out_channels)),
         ("act2", activation_layer(activation)),
     ]
-    module = DepthwiseSeparable(OrderedDict((n, m) for n, m in layers if m is not None))
+    module = named_sequential(DepthwiseSeparable, layers)
     return Block(
         initialise(module, init),
         spatial_out(in_shape, kernel_size, stride, padding, out_channels, "dw_sep"),

@@ -14,6 +14,19 @@ PoolStride = Annotated[int | None, Arg("stride (default: the kernel size)", mini
 CeilMode = Annotated[bool, Arg("round the output size up, as SqueezeNet's pools do")]
 
 
+def pool(
+    kind: type[nn.MaxPool2d | nn.AvgPool2d], in_shape: Shape, kernel_size: int,
+    stride: int | None, padding: int, ceil_mode: bool,
+) -> Block:
+    step = stride or kernel_size
+    name = "maxpool" if kind is nn.MaxPool2d else "avgpool"
+    return Block(
+        kind(kernel_size, step, padding, ceil_mode=ceil_mode),
+        spatial_out(in_shape, kernel_size, step, padding, in_shape[0], name, ceil_mode=ceil_mode),
+        Window(kernel_size, step, padding),
+    )
+
+
 @register("maxpool")
 def maxpool(
     in_shape: Shape,
@@ -23,13 +36,7 @@ def maxpool(
     ceil_mode: CeilMode = False,
 ) -> Block:
     """Max pooling (nn.MaxPool2d)."""
-    step = stride or kernel_size
-    return Block(
-        nn.MaxPool2d(kernel_size, step, padding, ceil_mode=ceil_mode),
-        spatial_out(in_shape, kernel_size, step, padding, in_shape[0], "maxpool",
-                    ceil_mode=ceil_mode),
-        Window(kernel_size, step, padding),
-    )
+    return pool(nn.MaxPool2d, in_shape, kernel_size, stride, padding, ceil_mode)
 
 
 @register("avgpool")
@@ -41,13 +48,7 @@ def avgpool(
     ceil_mode: CeilMode = False,
 ) -> Block:
     """Average pooling (nn.AvgPool2d)."""
-    step = stride or kernel_size
-    return Block(
-        nn.AvgPool2d(kernel_size, step, padding, ceil_mode=ceil_mode),
-        spatial_out(in_shape, kernel_size, step, padding, in_shape[0], "avgpool",
-                    ceil_mode=ceil_mode),
-        Window(kernel_size, step, padding),
-    )
+    return pool(nn.AvgPool2d, in_shape, kernel_size, stride, padding, ceil_mode)
 
 
 class GlobalAvgPool(nn.Module):
