@@ -94,12 +94,12 @@ class Summary:
 
 @dataclass
 class Trace:
-    """What the forward hooks saw: each module's output shape and MACs, and every leaf call's
-    output size (torchsummary counts every call)."""
+    """What the forward hooks saw: each module's output shape and MACs, and the number of
+    activation values the memory estimate counts (see `estimate_memory`)."""
 
     shapes: dict[str, Shape]
     macs: dict[str, int]
-    leaf_output_values: int = 0
+    activation_values: int = 0
 
 
 def summarize(model: nn.Module, plan: list[PlannedNode], spec: Spec, depth: int = 1) -> Summary:
@@ -122,7 +122,7 @@ def summarize(model: nn.Module, plan: list[PlannedNode], spec: Spec, depth: int 
         total_params=total,
         trainable_params=trainable,
         total_macs=sum(trace.macs[name] for name, _ in leaf_modules(model)),
-        memory=estimate_memory(spec.input_shape, trace.leaf_output_values, total),
+        memory=estimate_memory(spec.input_shape, trace.activation_values, total),
         receptive_field=tuple(receptive_field(plan)),
     )
 
@@ -135,6 +135,8 @@ def trace_forward(model: nn.Module, input_shape: Shape) -> Trace:
     names = {module: name for name, module in model.named_modules() if name}
     leaves = {module for _, module in leaf_modules(model)}
 
+    returned: list[torch.Tensor] = []  # kept alive so that `is` compares real identities
+
     def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
         tensor = first_tensor(output)
         if tensor is None:
@@ -143,7 +145,9 @@ def trace_forward(model: nn.Module, input_shape: Shape) -> Trace:
         trace.shapes.setdefault(name, tuple(tensor.shape[1:]))
         if module in leaves:
             trace.macs[name] = trace.macs.get(name, 0) + module_macs(module, tensor)
-            trace.leaf_output_values += tensor[0].numel()
+        if module in leaves or not any(tensor is seen for seen in returned):
+            trace.activation_values += tensor[0].numel()
+        returned.append(tensor)
 
     handles = [module.register_forward_hook(hook) for module in names]
     parameter = next(model.parameters(), None)
@@ -235,17 +239,19 @@ def module_row(
     return LayerRow(name, kind, shape, total, trainable, macs, depth)
 
 
-def estimate_memory(input_shape: Shape, leaf_output_values: int, total_params: int) -> Memory:
+def estimate_memory(input_shape: Shape, activation_values: int, total_params: int) -> Memory:
     """torchsummary's estimate, for a batch of one, in MiB of float32:
     input = prod(input_shape) * 4 / 1024**2;
-    forward/backward = 2 (activations and their gradients) * sum over every call of a leaf
-    module of prod(its output shape) * 4 / 1024**2;
+    forward/backward = 2 (activations and their gradients) * activation values * 4 / 1024**2;
     params = total_params * 4 / 1024**2; the estimated total is the sum of the three.
-    (torchsummary also hooks custom containers such as Fire, counting their outputs twice;
-    counting leaves only avoids that.)"""
+
+    Activation values: every call of a leaf layer counts its output, as torchsummary's hooks
+    do (an in-place ReLU included). A block counts its own output only when that is a new
+    tensor (Fire's concatenation); a chain such as conv_bn or dw_sep passes its last layer's
+    output on and adds nothing. For the built-in blocks this is exactly torchsummary's count."""
     return Memory(
         input=math.prod(input_shape) * BYTES_PER_VALUE / MB,
-        forward_backward=2 * leaf_output_values * BYTES_PER_VALUE / MB,
+        forward_backward=2 * activation_values * BYTES_PER_VALUE / MB,
         params=total_params * BYTES_PER_VALUE / MB,
     )
 

@@ -137,3 +137,19 @@ def test_fast_dropout_keeps_dropout_semantics():
     y.sum().backward()
     assert torch.equal(x.grad, y.detach())  # gradient is the same mask and scale
     assert torch.equal(layer.eval()(x), x)
+
+
+def test_fast_dropout_rounds_p_to_16_bits_and_rescales_exactly():
+    from netbuilder.blocks.layers import Dropout
+
+    layer = Dropout(0.1)
+    x = torch.ones(1_000_003)  # not a multiple of the four draws in a 64-bit word
+    torch.manual_seed(1)
+    first = layer(x)
+    torch.manual_seed(1)
+    assert torch.equal(layer(x), first)  # the global generator decides, so resume replays it
+    kept = first[first != 0]
+    assert torch.allclose(kept, torch.full_like(kept, 65536 / (65536 - 6554)))
+    assert abs((first == 0).float().mean().item() - 6554 / 65536) < 0.002
+    assert abs(first.mean().item() - 1.0) < 0.005  # expectation preserved
+    assert not torch.equal(layer(x), first)

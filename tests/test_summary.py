@@ -149,13 +149,13 @@ def test_summary_restores_each_module_mode_and_running_stats() -> None:
     spec = read_spec(REPO_ROOT / "specs" / "model5.yaml")
     model, plan = compile_spec(spec)
     model.train()
-    model.conv_bn2.eval()
+    model.conv2.eval()
     modes = {name: m.training for name, m in model.named_modules()}
-    stats = model.conv_bn1.bn.running_mean.clone()
+    stats = model.conv1.bn.running_mean.clone()
     summarize(model, plan, spec)
     assert {name: m.training for name, m in model.named_modules()} == modes
-    assert torch.equal(model.conv_bn1.bn.running_mean, stats)
-    assert model.conv_bn1.bn.num_batches_tracked.item() == 0
+    assert torch.equal(model.conv1.bn.running_mean, stats)
+    assert model.conv1.bn.num_batches_tracked.item() == 0
 
 
 def test_summary_rejects_a_builder_with_a_wrong_shape() -> None:
@@ -179,13 +179,13 @@ def test_depth_two_lists_inner_modules_with_dotted_names() -> None:
     summary = summary_of(read_spec(REPO_ROOT / "specs" / "model5.yaml"), depth=2)
     rows = {row.name: row for row in summary.layers}
     names = [row.name for row in summary.layers]
-    assert names[:6] == ["conv_bn1", "conv_bn1.conv", "conv_bn1.bn", "conv_bn1.act",
-                         "conv_bn1.dropout", "conv_bn2"]
-    assert (rows["conv_bn1.conv"].type, rows["conv_bn1.conv"].depth) == ("Conv2d", 2)
-    assert rows["conv_bn1.conv"].output_shape == (6, 26, 26)
-    assert rows["conv_bn1.conv"].params == 54 and rows["conv_bn1.bn"].params == 12
-    assert rows["conv_bn1.conv"].macs == rows["conv_bn1"].macs == 54 * 26 * 26
-    assert rows["conv_bn1.bn"].macs == 0
+    assert names[:6] == ["conv1", "conv1.conv", "conv1.bn", "conv1.act", "conv1.dropout",
+                         "conv2"]
+    assert (rows["conv1.conv"].type, rows["conv1.conv"].depth) == ("Conv2d", 2)
+    assert rows["conv1.conv"].output_shape == (6, 26, 26)
+    assert rows["conv1.conv"].params == 54 and rows["conv1.bn"].params == 12
+    assert rows["conv1.conv"].macs == rows["conv1"].macs == 54 * 26 * 26
+    assert rows["conv1.bn"].macs == 0
     shallow = summary_of(read_spec(REPO_ROOT / "specs" / "model5.yaml"), depth=1)
     assert not any("." in row.name for row in shallow.layers)
 
@@ -299,13 +299,16 @@ def test_table_matches_golden(stem: str, depth: int) -> None:
         "NETBUILDER_UPDATE_GOLDEN=1 and review the diff")
 
 
-def test_memory_matches_torchsummary_formula() -> None:
-    """Independent recount: every leaf module call's output, as torchsummary's hooks see it."""
-    spec = read_spec(REPO_ROOT / "specs" / "squeezenet_v11.yaml")
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_memory_matches_torchsummary(path: Path) -> None:
+    """Independent recount with torchsummary's own rule: a hook on every module except
+    Sequential/ModuleList containers and the model itself, each call's output counted."""
+    spec = read_spec(path)
     model, plan = compile_spec(spec)
     values: list[int] = []
     handles = [m.register_forward_hook(lambda _m, _i, out: values.append(out[0].numel()))
-               for m in model.modules() if next(m.children(), None) is None]
+               for m in model.modules()
+               if not isinstance(m, (torch.nn.Sequential, torch.nn.ModuleList)) and m is not model]
     with torch.no_grad():
         model.eval()(torch.zeros(1, *spec.input_shape))
     for handle in handles:
@@ -313,3 +316,13 @@ def test_memory_matches_torchsummary_formula() -> None:
     memory = summarize(model, plan, spec).memory
     assert memory.forward_backward == 2 * sum(values) * 4 / MB
     assert memory.input == math.prod(spec.input_shape) * 4 / MB
+
+
+def test_memory_counts_a_new_block_output_but_not_a_passed_on_one() -> None:
+    """Fire concatenates (a new tensor: counted); conv_bn hands on its last layer's output."""
+    fire = tiny_spec("{channels: 4, size: 8}",
+                     "  - fire: {squeeze: 2, expand1x1: 3, expand3x3: 5}\n")
+    inner = 2 * (2 + 3 + 5) * 64  # squeeze, both expands, and the ReLU after each
+    assert summary_of(fire).memory.forward_backward == 2 * (inner + 8 * 64) * 4 / MB
+    conv_bn = tiny_spec("{channels: 1, size: 8}", "  - conv_bn: {out_channels: 4, padding: 1}\n")
+    assert summary_of(conv_bn).memory.forward_backward == 2 * (3 * 4 * 64) * 4 / MB
