@@ -1,10 +1,14 @@
-"""netbuilder: declarative builder for compact CNNs (YAML spec -> validated nn.Module)."""
+"""netbuilder: declarative builder for compact CNNs (YAML spec -> validated nn.Module).
+
+Reading and validating a spec needs no torch: the compiler (and torch with it) is imported on
+first use of `build_model` or `compile_spec`, so a bad spec file is refused in a blink.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from .compiler import build_model, compile_spec
 from .errors import NetbuilderError
 from .registry import BLOCKS, Arg, Block, Window, register
 from .schema import spec_schema, validate
@@ -15,8 +19,17 @@ __all__ = [
     "read_spec", "register", "spec_schema",
 ]
 __version__ = "0.1.0"
+_COMPILER_NAMES = ("build_model", "compile_spec")
 
 
 def read_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     """Load, override and validate a spec file: the usual first step of every command."""
     return validate(apply_overrides(load_spec(path), overrides or []))
+
+
+def __getattr__(name: str) -> Any:
+    if name in _COMPILER_NAMES:
+        from . import compiler
+
+        return getattr(compiler, name)
+    raise AttributeError(f"module 'netbuilder' has no attribute {name!r}")

@@ -20,7 +20,7 @@ def spec_rows(paths: list[Path]) -> list[tuple[str, str, str, str, str, str]]:
     rows = []
     for path in sorted(paths):
         spec = read_spec(path)
-        model, plan = compile_spec(spec)
+        model, plan = compile_spec(spec, device="meta")
         summary = summarize(model, plan, spec)
         channels, height, width = spec.input_shape
         rows.append((f"[`{path.name}`](specs/{path.name})", f"{channels}x{height}x{width}",

@@ -14,6 +14,8 @@ from . import __version__, read_spec
 from .errors import NetbuilderError
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug, not the user's input
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
 
 
 def load_plugins(modules: Sequence[str]) -> None:
@@ -36,7 +38,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .summary import summarize
 
     spec = read_spec(args.spec, args.set)
-    model, plan = compile_spec(spec)
+    model, plan = compile_spec(spec, device="meta")  # shapes and counts need no storage
     if args.summary or args.format == "json":
         summary = summarize(model, plan, spec, depth=args.depth)
         print(format_json(summary) if args.format == "json" else format_table(summary))
@@ -54,7 +56,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in args.specs:
         try:
             spec = read_spec(path, args.set)
-            compile_spec(spec)  # shapes are part of validity
+            compile_spec(spec, device="meta")  # shapes are part of validity
         except NetbuilderError as error:
             print(error, file=sys.stderr)
             failures += 1
@@ -156,18 +158,38 @@ def _add_training_commands(sub: _Subcommands) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     plugins = _early_plugins(argv)
+    debug = "--debug" in argv
     try:
         load_plugins(plugins)  # before parsing, so `blocks` and `schema` see plugin blocks
         args = build_parser().parse_args(argv)
         return args.handler(args)
     except NetbuilderError as error:
-        if "--debug" in argv:
+        if debug:
             traceback.print_exc()
         print(error, file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+    except MemoryError:
+        print("error: out of memory", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+    except Exception as exc:  # a bug: one line by default, the traceback with --debug
+        if debug:
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc}; this is a bug in netbuilder, "
+              "rerun with --debug for the traceback and report it", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+
+
+def _reader_went_away() -> int:
+    """`netbuilder schema | head`: the reader closed the pipe; stop quietly, like `cat` does.
+    Python would complain again when it flushes stdout at exit, so point it at /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 def _early_plugins(argv: list[str]) -> list[str]:

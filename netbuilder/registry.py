@@ -7,6 +7,7 @@ that single declaration drives the JSON Schema, the `blocks` listing and the arg
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import typing
 from collections.abc import Callable, Iterator
@@ -22,12 +23,22 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Name -> object table with helpful errors; the only module-level mutable state we keep."""
+    """Name -> object table with helpful errors; the only module-level mutable state we keep.
 
-    def __init__(self, kind: str):
+    `builtins` names a module whose import registers the built-in entries; it is imported on
+    first use, so reading a spec file needs neither it nor what it imports (torch).
+    """
+
+    def __init__(self, kind: str, builtins: str | None = None):
         self.kind = kind
         self._entries: dict[str, T] = {}
         self._origins: dict[str, str] = {}
+        self._builtins = builtins
+
+    def _load_builtins(self) -> None:
+        if self._builtins is not None:
+            module, self._builtins = self._builtins, None
+            importlib.import_module(module)
 
     def add(self, name: str, entry: T, origin: str) -> None:
         if name in self._entries:
@@ -44,6 +55,7 @@ class Registry(Generic[T]):
         self._origins.pop(name, None)
 
     def get(self, name: str) -> T:
+        self._load_builtins()
         try:
             return self._entries[name]
         except KeyError:
@@ -55,9 +67,11 @@ class Registry(Generic[T]):
         return f"unknown {self.kind} '{name}'; {hint}"
 
     def names(self) -> list[str]:
+        self._load_builtins()
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
+        self._load_builtins()
         return name in self._entries
 
     def __iter__(self) -> Iterator[T]:
@@ -132,7 +146,7 @@ class BlockDef:
         return self.builder(in_shape, **args)
 
 
-BLOCKS: Registry[BlockDef] = Registry("block")
+BLOCKS: Registry[BlockDef] = Registry("block", builtins="netbuilder.blocks")
 
 
 def register(name: str, registry: Registry[BlockDef] = BLOCKS) -> Callable[[Builder], Builder]:

@@ -4,12 +4,15 @@ that turns each schema error into a NetbuilderError pointing at the file, layer 
 from __future__ import annotations
 
 import difflib
+import math
 import types
+from collections.abc import Iterator
 from typing import Any, Literal, Union, get_args, get_origin
 
 import jsonschema
 
 from .errors import NetbuilderError, raise_if_any
+from .limits import MAX_INTEGER, MAX_LAYERS
 from .registry import BLOCKS, NUM_CLASSES, BlockDef, Param, Registry
 from .spec import PathKey, Spec, SpecDocument, check_layers, interpret, layer_name_at
 
@@ -167,7 +170,8 @@ def spec_schema(registry: Registry[BlockDef] = BLOCKS) -> dict[str, Any]:
             "num_classes": _integer("classes; channel parameters may say 'num_classes'"),
             "width_multiplier": _number("scales every channel parameter (MobileNet's alpha)",
                                         1.0, exclusiveMinimum=0),
-            "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"},
+            "layers": {"type": "array", "minItems": 1, "maxItems": MAX_LAYERS,
+                       "items": {"$ref": "#/$defs/layer"},
                        "description": "blocks in order; input channels are inferred"},
             "train": {"$ref": "#/$defs/train"},
         },
@@ -196,10 +200,48 @@ def validate_document(
     document: SpecDocument, registry: Registry[BlockDef] = BLOCKS
 ) -> list[NetbuilderError]:
     """Every schema violation of the document, each located in the file."""
-    validator = jsonschema.Draft202012Validator(spec_schema(registry))
+    too_large = list(_oversized_integers(document.data, ()))
+    if too_large:
+        return [NetbuilderError(f"{value} is larger than the largest integer a spec may hold, "
+                                f"{MAX_INTEGER:,}", document.locate(path),
+                                describe_place(document.data, path) or None)
+                for path, value in too_large]
+    validator = SpecValidator(spec_schema(registry))
     errors = sorted(validator.iter_errors(document.data),
                     key=lambda e: (list(map(str, e.absolute_path)), e.validator))
     return [_to_netbuilder_error(error, document, registry) for error in errors]
+
+
+def _is_integer(_checker: Any, instance: Any) -> bool:
+    """Only whole numbers written as integers: `28.0` would reach range() or torch as a float."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _is_number(_checker: Any, instance: Any) -> bool:
+    """Integers and finite floats: a nan or inf passes every range check, so refuse it here."""
+    if isinstance(instance, bool):
+        return False
+    return isinstance(instance, int) or (isinstance(instance, float) and math.isfinite(instance))
+
+
+SpecValidator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "number": _is_number}),
+)
+
+
+def _oversized_integers(data: Any, path: PathKey) -> Iterator[tuple[PathKey, int]]:
+    if isinstance(data, bool):
+        return
+    if isinstance(data, int) and abs(data) > MAX_INTEGER:
+        yield path, data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _oversized_integers(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _oversized_integers(value, (*path, index))
 
 
 def describe_place(data: Any, path: PathKey) -> str:
@@ -235,6 +277,9 @@ def _to_netbuilder_error(
     elif error.validator == "type" and len(path) == 2 and path[0] == "layers":
         message = ("a layer maps one block name to its parameters, e.g. "
                    f"'- conv_bn: {{out_channels: 8}}'; got {error.instance!r}")
+    elif error.validator == "type" and isinstance(error.instance, float) and not math.isfinite(
+            error.instance):
+        message = f"expected a finite number, got {error.instance!r}"
     elif error.validator == "type":
         wanted = error.validator_value
         wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .compiler import PlannedNode
 from .errors import NetbuilderError
+from .plan import PlannedNode
 from .registry import Shape
 from .spec import Spec
 
@@ -151,7 +151,7 @@ def trace_forward(model: nn.Module, input_shape: Shape) -> Trace:
 
     handles = [module.register_forward_hook(hook) for module in names]
     parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
+    device = parameter.device if parameter is not None else torch.device("meta")
     dtype = parameter.dtype if parameter is not None else torch.float32
     try:
         model.eval()

@@ -58,3 +58,12 @@ def tiny_spec(name: str = "tiny", head: str | None = "log_softmax", channels: in
 def write_spec(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
+
+
+def compile_layers(spec: Any) -> tuple[Any, list[Any]]:
+    """Model and plan of a partial network (a block under test, no classifier head): shape
+    inference and assembly without the whole-network checks that `compile_spec` adds."""
+    from netbuilder.compiler import assemble, infer_shapes, to_nodes
+
+    plan = infer_shapes(to_nodes(spec), spec.input_shape, spec)
+    return assemble(spec.name, plan), plan

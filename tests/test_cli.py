@@ -94,7 +94,8 @@ def test_readme_plugin_example_works(run_cli, tmp_path, monkeypatch):
     code = re.search(r"```python\n# myblocks.py\n(.*?)```", readme, re.DOTALL).group(1)
     (tmp_path / "readme_blocks.py").write_text(code)
     (tmp_path / "my.yaml").write_text("name: m\ninput: {channels: 1, size: 8}\nnum_classes: 3\n"
-                                      "layers:\n  - conv_gelu: {out_channels: 4}\n  - gap: {}\n")
+                                      "layers:\n  - conv_gelu: {out_channels: num_classes}\n"
+                                      "  - gap: {}\n")
     monkeypatch.chdir(tmp_path)
     try:
         result = run_cli("--plugin", "readme_blocks", "build", "my.yaml", "--summary")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import netbuilder
-from conftest import ROOT, SPECS
+from conftest import ROOT, SPECS, compile_layers
 from netbuilder.compiler import compile_spec, resolve_args
 from netbuilder.errors import NetbuilderError
 from netbuilder.registry import BLOCKS
@@ -90,15 +90,15 @@ def test_shape_collapse_names_layer_and_shapes():
 def test_ceil_mode_pooling_matches_pytorch(ceil_mode: bool, expected: int):
     text = ("name: n\ninput: {channels: 1, size: 22}\nnum_classes: 2\nlayers:\n"
             f"  - maxpool: {{kernel_size: 3, stride: 2, ceil_mode: {str(ceil_mode).lower()}}}\n")
-    model, plan = compile_spec(spec_from(text))
+    model, plan = compile_layers(spec_from(text))
     assert plan[0].out_shape == (1, expected, expected)
     assert model(torch.zeros(1, 1, 22, 22)).shape[-1] == expected
 
 
 def test_conv_bn_order_option():
     base = "name: n\ninput: {channels: 1, size: 8}\nnum_classes: 2\nlayers:\n  - conv_bn: "
-    default = netbuilder.build_model(spec_from(base + "{out_channels: 4, dropout: 0.1}\n"))
-    swapped = netbuilder.build_model(spec_from(base + "{out_channels: 4, order: conv_act_bn}\n"))
+    default = compile_layers(spec_from(base + "{out_channels: 4, dropout: 0.1}\n"))[0]
+    swapped = compile_layers(spec_from(base + "{out_channels: 4, order: conv_act_bn}\n"))[0]
     assert [n for n, _ in default.conv_bn1.named_children()] == ["conv", "bn", "act", "dropout"]
     assert [n for n, _ in swapped.conv_bn1.named_children()] == ["conv", "act", "bn"]
 
@@ -106,7 +106,7 @@ def test_conv_bn_order_option():
 def test_rectangular_input():
     text = ("name: n\ninput: {channels: 1, size: [20, 12]}\nnum_classes: 2\nlayers:\n"
             "  - conv: {out_channels: 4}\n  - maxpool: {}\n")
-    _, plan = compile_spec(spec_from(text))
+    _, plan = compile_layers(spec_from(text))
     assert plan[-1].out_shape == (4, 9, 5)
 
 

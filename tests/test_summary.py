@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import compile_layers
 from netbuilder import compile_spec, read_spec
 from netbuilder.errors import NetbuilderError
 from netbuilder.formatting import format_json, format_table
@@ -44,7 +45,7 @@ def tiny_spec(input_line: str, layers: str) -> Spec:
 
 
 def summary_of(spec: Spec, depth: int = 1) -> Summary:
-    model, plan = compile_spec(spec)
+    model, plan = compile_layers(spec)
     return summarize(model, plan, spec, depth)
 
 

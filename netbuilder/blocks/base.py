@@ -62,6 +62,22 @@ def spatial_out(
     )
 
 
+def check_groups(in_channels: int, out_channels: int, groups: int) -> None:
+    """A grouped conv splits both channel counts into `groups` equal parts."""
+    if in_channels % groups or out_channels % groups:
+        raise NetbuilderError(
+            f"groups {groups} must divide both the input channels ({in_channels}) and "
+            f"out_channels ({out_channels})")
+
+
+def check_pool_padding(kernel_size: int, padding: int) -> None:
+    """PyTorch pools pad at most half the window on each side."""
+    if 2 * padding > kernel_size:
+        raise NetbuilderError(
+            f"padding {padding} is more than half the kernel size {kernel_size}; a pool pads "
+            f"at most {kernel_size // 2} on each side")
+
+
 def format_shape(shape: Shape) -> str:
     return "x".join(str(d) for d in shape)
 

@@ -14,6 +14,7 @@ from .base import (
     OutChannels,
     Padding,
     Stride,
+    check_groups,
     feature_map,
     initialise,
     spatial_out,
@@ -59,6 +60,7 @@ def conv(
 ) -> Block:
     """A 2-D convolution (nn.Conv2d) with no normalisation or activation."""
     channels = feature_map(in_shape, "conv")[0]
+    check_groups(channels, out_channels, groups)
     module = nn.Conv2d(channels, out_channels, kernel_size, stride, padding, groups=groups,
                        bias=bias)
     return Block(

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..registry import Arg, Block, Shape, Window, register
-from .base import KernelSize, Padding, feature_map, spatial_out
+from .base import KernelSize, Padding, check_pool_padding, feature_map, spatial_out
 
 PoolStride = Annotated[int | None, Arg("stride (default: the kernel size)", minimum=1)]
 CeilMode = Annotated[bool, Arg("round the output size up, as SqueezeNet's pools do")]
@@ -19,6 +19,7 @@ def pool(
     stride: int | None, padding: int, ceil_mode: bool,
 ) -> Block:
     step = stride or kernel_size
+    check_pool_padding(kernel_size, padding)
     name = "maxpool" if kind is nn.MaxPool2d else "avgpool"
     return Block(
         kind(kernel_size, step, padding, ceil_mode=ceil_mode),

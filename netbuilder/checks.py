@@ -1,0 +1,78 @@
+"""Checks of a whole planned network that no single block can make: the model ends in one score
+per class, a softmax head is not applied twice, and its weights and layer outputs fit the
+limits. The compiler runs them on a plan built on the meta device, so a refused spec never
+allocates a tensor.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .errors import NetbuilderError, raise_if_any
+from .limits import BYTES_PER_VALUE, MAX_ACTIVATION_BYTES, MAX_WEIGHT_BYTES, megabytes
+from .plan import PlannedNode
+from .registry import Shape
+
+PASSIVE_BLOCKS = ("dropout", "flatten")  # they pass on what their input means
+PROBABILITY_HEADS = ("softmax", "log_softmax")
+
+
+def check_plan(plan: list[PlannedNode], input_shape: Shape, num_classes: int) -> None:
+    """Every problem of the network as a whole, raised together."""
+    raise_if_any([*head_errors(plan), *output_errors(plan, num_classes),
+                  *size_errors(plan, input_shape)])
+
+
+def head_errors(plan: list[PlannedNode]) -> list[NetbuilderError]:
+    """softmax or log_softmax applied to what already is (log-)probabilities."""
+    errors, head = [], None
+    for planned in plan:
+        block = planned.node.block
+        if block in PROBABILITY_HEADS and head is not None:
+            errors.append(NetbuilderError(
+                f"{block} after {head.node.block} '{head.node.name}': its input already is "
+                "(log-)probabilities; keep one of them", planned.node.location,
+                planned.node.where))
+        if block in PROBABILITY_HEADS:
+            head = planned
+        elif block not in PASSIVE_BLOCKS:
+            head = None
+    return errors
+
+
+def output_errors(plan: list[PlannedNode], num_classes: int) -> list[NetbuilderError]:
+    """A classifier outputs one score per class: the last shape must be (num_classes,)."""
+    if not plan or tuple(plan[-1].out_shape) == (num_classes,):
+        return []
+    last = plan[-1]
+    shape = "x".join(map(str, last.out_shape))
+    hint = ("reduce the feature map first (e.g. `gap`)" if len(last.out_shape) == 3 else
+            "make the last layer produce num_classes outputs (e.g. `out_channels: num_classes`)")
+    return [NetbuilderError(f"the model outputs {shape} values per image but num_classes is "
+                            f"{num_classes}; {hint}", last.node.location, last.node.where)]
+
+
+def size_errors(plan: list[PlannedNode], input_shape: Shape) -> list[NetbuilderError]:
+    """Weights and one sample's layer outputs as float32, against the limits."""
+    errors = []
+    weights = {id(p): p.numel() for planned in plan for p in planned.block.module.parameters()}
+    weight_bytes = sum(weights.values()) * BYTES_PER_VALUE
+    if weight_bytes > MAX_WEIGHT_BYTES and plan:
+        largest = max(plan, key=lambda p: sum(w.numel() for w in p.block.module.parameters()))
+        errors.append(NetbuilderError(
+            f"the model has {sum(weights.values()):,} parameters, {megabytes(weight_bytes)} as "
+            f"float32; the limit is {megabytes(MAX_WEIGHT_BYTES)} (the largest layer is this one)",
+            largest.node.location, largest.node.where))
+    values = math.prod(input_shape) + sum(math.prod(p.out_shape) for p in plan)
+    if values * BYTES_PER_VALUE > MAX_ACTIVATION_BYTES:
+        largest = max(plan, key=lambda p: math.prod(p.out_shape)) if plan else None
+        message = (f"one image's layer outputs take {megabytes(values * BYTES_PER_VALUE)} as "
+                   f"float32; the limit is {megabytes(MAX_ACTIVATION_BYTES)}")
+        if largest is None or math.prod(input_shape) >= math.prod(largest.out_shape):
+            errors.append(NetbuilderError(f"{message} (the input alone is "
+                                          f"{'x'.join(map(str, input_shape))})"))
+        else:
+            errors.append(NetbuilderError(f"{message} (the largest output is this layer's, "
+                                          f"{'x'.join(map(str, largest.out_shape))})",
+                                          largest.node.location, largest.node.where))
+    return errors
