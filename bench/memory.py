@@ -25,10 +25,10 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 import netbuilder  # noqa: E402
 from netbuilder.summary import MB, summarize  # noqa: E402
-from netbuilder.train import TrainConfig, build_session, train_step  # noqa: E402
+from netbuilder.training.loop import build_session, train_step  # noqa: E402
 
 DEFAULT_SPECS = ["model5", "squeezenet_v11", "mobilenet_v1"]
-PLAIN_STEP = ["train.channels_last=false", "train.amp=false", "train.compile=false"]
+PLAIN_STEP = ["train.channels_last=false", "train.amp=none", "train.compile=false"]
 
 
 def estimate_mb(spec: netbuilder.Spec, batch_size: int) -> tuple[float, float]:
@@ -40,8 +40,7 @@ def estimate_mb(spec: netbuilder.Spec, batch_size: int) -> tuple[float, float]:
 
 def measured_peak_mb(spec: netbuilder.Spec, batch_size: int, device: torch.device) -> float:
     """Peak MiB allocated by one fp32 training step beyond what existed before it."""
-    config = TrainConfig.from_spec(spec)
-    session = build_session(spec, config, device, steps_per_epoch=10)
+    session = build_session(spec, spec.train, device, steps_per_epoch=10)
     x = torch.randn(batch_size, *spec.input_shape, device=device)
     y = torch.randint(0, spec.num_classes, (batch_size,), device=device)
     for _ in range(2):  # oneDNN primitives, optimizer state: allocated once, not per step

@@ -27,9 +27,11 @@ from torch import nn  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
 import netbuilder  # noqa: E402
-from netbuilder.data import BatchLoader, ImageDataset, resolve_data_dir  # noqa: E402
+from netbuilder.data.catalog import resolve_data_dir  # noqa: E402
+from netbuilder.data.loader import ImageDataset  # noqa: E402
 from netbuilder.records import EpochProgress  # noqa: E402
-from netbuilder.train import TrainConfig, build_session, make_loader, train_epoch  # noqa: E402
+from netbuilder.training.inputs import load_split, make_loader, resolve_normalization  # noqa: E402
+from netbuilder.training.loop import build_session, train_epoch  # noqa: E402
 
 
 class Model5(nn.Module):
@@ -38,14 +40,14 @@ class Model5(nn.Module):
     def __init__(self) -> None:
         super().__init__()
 
-        def block(cin: int, cout: int, k: int = 3, drop: bool = True) -> nn.Sequential:
-            layers = [nn.Conv2d(cin, cout, k, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-            return nn.Sequential(*layers, *([nn.Dropout(0.1)] if drop else []))
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, bias=False), nn.BatchNorm2d(cout),
+                                 nn.ReLU(), nn.Dropout(0.1))
 
         self.features = nn.Sequential(
-            block(1, 6), block(6, 16), block(16, 14), nn.MaxPool2d(2), block(14, 8, 1, False),
-            block(8, 16), block(16, 14), block(14, 12, drop=False),
-            nn.Conv2d(12, 10, 1, bias=False),
+            block(1, 6), block(6, 16), block(16, 20), nn.MaxPool2d(2),
+            nn.Conv2d(20, 6, 1, bias=False), nn.ReLU(), block(6, 16), block(16, 20),
+            nn.Conv2d(20, 10, 1, bias=False),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,7 +61,30 @@ def squeezenet_v11_by_hand() -> nn.Module:
     return model
 
 
-CASES = {"model5": (Model5, 28), "squeezenet_v11": (squeezenet_v11_by_hand, 96)}
+class MobileNetV1(nn.Module):
+    """MobileNet V1 on 1x32x32 written by hand, on the seed's stride table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        def conv_bn(cin: int, cout: int, stride: int, groups: int = 1, k: int = 3) -> list:
+            return [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+                    nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+        widths = [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1),
+                  (256, 512, 2), *[(512, 512, 1)] * 5, (512, 1024, 2), (1024, 1024, 2)]
+        layers = conv_bn(1, 32, 1)
+        for cin, cout, stride in widths:
+            layers += conv_bn(cin, cin, stride, groups=cin) + conv_bn(cin, cout, 1, k=1)
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(1024, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+CASES = {"model5": (Model5, 28), "squeezenet_v11": (squeezenet_v11_by_hand, 96),
+         "mobilenet_v1": (MobileNetV1, 32)}
 
 
 def seed_style_loader(size: int, batch_size: int, data_dir: Path) -> torch.utils.data.DataLoader:
@@ -73,7 +98,7 @@ def seed_style_loader(size: int, batch_size: int, data_dir: Path) -> torch.utils
 def time_seed_style(model: nn.Module, loader, batches: int, warmup: int = 3) -> float:
     """Images/s of the classic loop (data loading included), after `warmup` batches."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    log_head = not isinstance(model, torchvision.models.SqueezeNet)
+    log_head = isinstance(model, Model5)
     model.train()
     seen, start = 0, 0.0
     for index, (x, y) in enumerate(loader):
@@ -93,13 +118,13 @@ def time_seed_style(model: nn.Module, loader, batches: int, warmup: int = 3) -> 
 def time_runner(name: str, batches: int, data_dir: Path, overrides: list[str]) -> tuple[float,
                                                                                           float]:
     """Images/s of netbuilder's train_epoch over `batches` batches, and its warm-up seconds."""
-    spec = netbuilder.read_spec(ROOT / "specs" / f"{name}.yaml", overrides)
-    config = TrainConfig.from_spec(spec)
+    spec = netbuilder.read_spec(ROOT / "specs" / f"{name}.yaml", [*overrides, "train.device=cpu"])
     device = torch.device("cpu")
-    full = make_loader(spec, config, True, data_dir, device)
+    train_set = load_split(spec, spec.train, True, data_dir, progress=False)
+    config = resolve_normalization(spec.train, train_set)
     count = (batches + 3) * config.batch_size
-    subset = ImageDataset(full.images[:count], full.labels[:count], full.info)
-    loader = BatchLoader(subset, config.batch_size, transform=full.transform, seed=config.seed)
+    subset = ImageDataset(train_set.images[:count], train_set.labels[:count], train_set.classes)
+    loader = make_loader(spec, config, subset, True, device)
     session = build_session(spec, config, device, len(loader))
     with EpochProgress(1, 1, len(loader), False) as bar:
         stats = train_epoch(session, loader, 1, bar)
@@ -134,9 +159,12 @@ def main() -> int:
     data_dir = resolve_data_dir(args.data_dir)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    variants = {"runner": [], "runner channels_last": ["train.channels_last=true"]}
+    fp32 = ["train.amp=none"]
+    variants = {"runner fp32": [*fp32, "train.channels_last=false"],
+                "runner fp32 channels_last": [*fp32, "train.channels_last=true"],
+                "runner bf16 channels_last": ["train.amp=bf16", "train.channels_last=true"]}
     if args.compile:
-        variants["runner compiled"] = ["train.compile=true"]
+        variants["runner compiled"] = [*fp32, "train.compile=true"]
     for name in args.cases:
         factory, size = CASES[name]
         batches = args.batches if name == "model5" else max(8, args.batches // 6)
@@ -154,7 +182,7 @@ def main() -> int:
         for variant, speeds in results.items():
             speed = statistics.median(speeds)
             extra = f", compile warm-up {warmups[variant]:.1f} s" if warmups.get(variant) else ""
-            print(f"  {variant:<22} {speed:8.0f} img/s   x{speed / baseline:.2f}{extra}")
+            print(f"  {variant:<26} {speed:8.0f} img/s   x{speed / baseline:.2f}{extra}")
         print(f"  forward+backward time, spec module / hand-written module: "
               f"{forward_backward_ratio(name):.3f}")
     return 0

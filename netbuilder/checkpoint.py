@@ -1,31 +1,33 @@
-"""Checkpoints: atomic writes, safe loading (`weights_only=True`) and spec fingerprints.
+"""Checkpoints: atomic saves, safe loading (`weights_only=True`), a checked layout, and spec
+fingerprints.
 
 A checkpoint is a plain dict of tensors and Python scalars/containers, so it loads without
 unpickling arbitrary objects; the spec travels inside it so `eval` and `predict` need no YAML.
+A file that loads but has the wrong keys or types is refused with one line, like a corrupt one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import secrets
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
 from .errors import NetbuilderError
+from .files import atomic_write
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: train_config from the declared TrainConfig, class names, amp modes
 LAST = "last.pt"
 BEST = "best.pt"
-TEMP_SUFFIX = ".tmp"  # temp files are ".<name>.<random>.tmp" next to their target
 ARCHITECTURE_KEYS = ("input", "num_classes", "width_multiplier", "layers")
-REQUIRED_KEYS = ("format_version", "model", "epoch", "spec", "spec_name", "fingerprint")
+LAYOUT: dict[str, type | tuple[type, ...]] = {  # key -> the type its value must have
+    "format_version": int, "model": dict, "epoch": int, "spec": dict, "spec_name": str,
+    "fingerprint": str, "train_config": dict, "class_names": list, "history": list,
+}
 
 
 def spec_fingerprint(data: dict[str, Any]) -> str:
@@ -42,58 +44,9 @@ def spec_fingerprint(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through a temp file in the same folder, then rename over `path`.
-
-    A crash at any moment leaves either the old file or the new one, never half of either:
-    the data is fsynced before the rename, and the folder after it so the rename itself lasts.
-    """
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
-    # os.open with 0o666 lets the umask decide the mode, as for any new file (mkstemp: 0o600)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    atomic_write(path, lambda handle: handle.write(data))
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist a rename; some platforms (Windows) cannot open a folder, which is fine there."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_stale_temp_files(folder: str | Path) -> list[Path]:
-    """Delete temp files a killed run left behind (they never replaced anything)."""
-    removed = []
-    for stale in Path(folder).glob(f".*{TEMP_SUFFIX}"):
-        stale.unlink(missing_ok=True)
-        removed.append(stale)
-    return removed
-
-
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Atomically save a checkpoint dict (see `REQUIRED_KEYS`)."""
-    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    """Atomically save a checkpoint dict (see `LAYOUT`)."""
+    missing = [key for key in LAYOUT if key not in payload]
     if missing:
         raise ValueError(f"checkpoint payload lacks {', '.join(missing)}")
     atomic_write(path, lambda handle: torch.save(payload, handle))
@@ -102,17 +55,20 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load with `weights_only=True` (no arbitrary code); any damage is a one-line user error."""
     path = Path(path)
+    if path.is_dir():
+        raise NetbuilderError(f"{path} is a directory; expected a checkpoint file such as "
+                              f"{path / BEST}")
     if not path.is_file():
         raise NetbuilderError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError,
+            pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         raise NetbuilderError(
             f"cannot read checkpoint {path}: it is corrupt, truncated or not a netbuilder "
             f"checkpoint ({_first_sentence(exc)})"
         ) from None
-    _check_payload(payload, path)
+    check_layout(payload, path)
     return payload
 
 
@@ -123,17 +79,27 @@ def _first_sentence(exc: Exception) -> str:
     return text.split(". ")[0].rstrip(".")
 
 
-def _check_payload(payload: Any, path: Path) -> None:
-    if not isinstance(payload, dict) or any(key not in payload for key in REQUIRED_KEYS):
-        raise NetbuilderError(f"{path} is not a netbuilder checkpoint (expected a dict with "
-                              f"{', '.join(REQUIRED_KEYS)})")
-    if payload["format_version"] != FORMAT_VERSION:
-        raise NetbuilderError(f"{path} has checkpoint format {payload['format_version']!r}; "
-                              f"this netbuilder reads format {FORMAT_VERSION}")
+def check_layout(payload: Any, path: Path) -> None:
+    """The keys and types netbuilder writes; anything else is not one of its checkpoints."""
+    if not isinstance(payload, dict):
+        raise NetbuilderError(f"{path} is not a netbuilder checkpoint (it holds a "
+                              f"{type(payload).__name__}, not a dict)")
+    version = payload.get("format_version")
+    if isinstance(version, int) and version != FORMAT_VERSION:
+        raise NetbuilderError(f"{path} has checkpoint format {version}; this netbuilder reads "
+                              f"format {FORMAT_VERSION}")
+    for key, kind in LAYOUT.items():
+        if not isinstance(payload.get(key), kind) or isinstance(payload.get(key), bool):
+            found = "missing" if key not in payload else type(payload[key]).__name__
+            raise NetbuilderError(f"{path} is not a netbuilder checkpoint: '{key}' is {found}, "
+                                  f"expected {getattr(kind, '__name__', kind)}")
+    if not all(isinstance(v, torch.Tensor) for v in payload["model"].values()):
+        raise NetbuilderError(f"{path} is not a netbuilder checkpoint: its model weights are "
+                              "not all tensors")
 
 
 def check_same_spec(payload: dict[str, Any], spec_data: dict[str, Any], path: str | Path) -> None:
-    """Refuse to mix weights and a spec whose architecture differs."""
+    """Refuse to resume with a spec whose architecture differs from the run's."""
     if payload["fingerprint"] == spec_fingerprint(spec_data):
         return
     raise NetbuilderError(
@@ -141,6 +107,14 @@ def check_same_spec(payload: dict[str, Any], spec_data: dict[str, Any], path: st
         f"num_classes, width_multiplier or layers) differs from spec '{spec_data.get('name')}'; "
         "resume with the spec the run was started with"
     )
+
+
+def check_fingerprint(payload: dict[str, Any], path: str | Path) -> None:
+    """The stored spec must be the one the weights were trained from (the file was edited or
+    assembled from two runs otherwise)."""
+    if payload["fingerprint"] != spec_fingerprint(payload["spec"]):
+        raise NetbuilderError(f"{path}: the spec stored in the checkpoint does not match its "
+                              "fingerprint; the file was modified after training")
 
 
 def capture_rng_state() -> dict[str, Any]:

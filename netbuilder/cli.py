@@ -148,10 +148,8 @@ def _add_set_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_training_commands(sub: _Subcommands) -> None:
-    try:
-        from .cli_train import register_commands
-    except ImportError:  # training commands arrive with the trainer
-        return
+    from .cli_train import register_commands
+
     register_commands(sub, _add_set_option)
 
 

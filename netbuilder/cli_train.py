@@ -13,13 +13,14 @@ import yaml
 
 from . import read_spec
 from .errors import NetbuilderError
+from .training.config import DEVICES
 
-DEVICES = ("auto", "cpu", "cuda", "mps")  # same as netbuilder.train.DEVICES (kept import-free)
 TRAIN_FLAGS = {  # dedicated flag -> the spec key it overrides
     "epochs": "train.epochs",
     "batch_size": "train.batch_size",
     "lr": "train.optimizer.lr",
     "seed": "train.seed",
+    "device": "train.device",
 }
 
 
@@ -38,11 +39,13 @@ def _add_train(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], Non
     train.add_argument("--batch-size", type=int, help="override train.batch_size")
     train.add_argument("--lr", type=float, help="override train.optimizer.lr")
     train.add_argument("--seed", type=int, help="override train.seed")
-    train.add_argument("--device", choices=DEVICES, default="auto")
+    train.add_argument("--device", choices=DEVICES, help="override train.device")
     train.add_argument("--out", metavar="DIR",
                        help="run folder (default: runs/<spec name>-<YYYYmmdd-HHMMSS>)")
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue the run in RUN_DIR from its last.pt")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run files already in --out")
     train.add_argument("--data-dir", metavar="DIR",
                        help="dataset root (default: $NETBUILDER_DATA, ../shared/data or ./data)")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -95,16 +98,15 @@ def run_dir_argument(args: argparse.Namespace) -> str | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .records import format_epoch_line
-    from .train import TrainConfig, run_training
+    from .training.run import run_training
 
     spec = read_spec(args.spec, train_overrides(args))
-    epochs = TrainConfig.from_spec(spec).epochs
 
     def print_epoch(row: dict[str, Any]) -> None:
-        print(format_epoch_line(row, epochs), flush=True)
+        print(format_epoch_line(row, spec.train.epochs), flush=True)
 
-    result = run_training(spec, run_dir_argument(args), device=args.device,
-                          resume=bool(args.resume), data_dir=args.data_dir,
+    result = run_training(spec, run_dir_argument(args), resume=bool(args.resume),
+                          overwrite=args.overwrite, data_dir=args.data_dir,
                           progress=not args.no_progress,
                           on_epoch=print_epoch if args.no_progress else None)
     print(f"{result.run_dir}: {spec.name} trained {result.epochs} epochs on {result.device}; "
@@ -116,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_checkpoint
+    from .inference import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, args.data_dir, args.device)
     print(format_evaluation(result))
@@ -147,7 +149,7 @@ def format_evaluation(result: Any) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .evaluate import predict
+    from .inference import predict
 
     for prediction in predict(args.checkpoint, args.images, args.top_k, args.device):
         scores = ", ".join(f"{score.name} {score.probability:.1%}" for score in prediction.top)

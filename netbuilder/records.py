@@ -19,7 +19,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from .checkpoint import atomic_write_bytes
+from .files import atomic_write_bytes
 
 METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds",
                  "images_per_s")
@@ -27,10 +27,9 @@ TIMING_FIELDS = ("seconds", "images_per_s")  # the only columns that differ betw
 RUNS_DIR = Path("runs")
 
 
-def default_run_dir(spec_name: str, now: datetime | None = None) -> Path:
-    """runs/<spec name>-<YYYYmmdd-HHMMSS>: sortable, and one per start."""
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    return RUNS_DIR / f"{spec_name}-{stamp}"
+def timestamp(now: datetime | None = None) -> str:
+    """YYYYmmdd-HHMMSS: run folder names sort by start time."""
+    return (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
 
 
 def write_text(path: Path, text: str) -> None:

@@ -80,13 +80,17 @@ class Registry(Generic[T]):
 
 @dataclass(frozen=True)
 class Arg:
-    """Metadata of one block parameter, attached with `Annotated[type, Arg(...)]`."""
+    """Metadata of one declared value (a block parameter or a train config field), attached
+    with `Annotated[type, Arg(...)]`. Bounds apply to a number, or to each item of a list."""
 
     doc: str
     minimum: float | None = None
     maximum: float | None = None
+    exclusive_minimum: float | None = None
     exclusive_maximum: float | None = None
     channels: bool = False  # a channel count: may be 'num_classes', scaled by width_multiplier
+    min_items: int | None = None  # for a list: its length bounds
+    max_items: int | None = None
 
 
 @dataclass(frozen=True)

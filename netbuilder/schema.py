@@ -3,37 +3,28 @@ that turns each schema error into a NetbuilderError pointing at the file, layer 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import inspect
 import math
-import types
 from collections.abc import Iterator
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import jsonschema
 
 from .errors import NetbuilderError, raise_if_any
 from .limits import MAX_INTEGER, MAX_LAYERS
-from .registry import BLOCKS, NUM_CLASSES, BlockDef, Param, Registry
+from .registry import BLOCKS, NUM_CLASSES, Arg, BlockDef, Param, Registry
 from .spec import PathKey, Spec, SpecDocument, check_layers, interpret, layer_name_at
+from .training.config import TrainConfig, is_optional, unwrap
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 LAYER_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
-DATASETS = ["mnist", "fashion_mnist", "kmnist", "synthetic"]
+JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
 
-def _number(doc: str, default: Any = None, minimum: float | None = None, **extra: Any) -> dict:
-    schema: dict[str, Any] = {"type": "number", "description": doc, **extra}
-    if minimum is not None:
-        schema["minimum"] = minimum
-    if default is not None:
-        schema["default"] = default
-    return schema
-
-
-def _integer(doc: str, default: Any = None, minimum: int | None = 1) -> dict:
-    schema = _number(doc, default, minimum)
-    schema["type"] = "integer"
-    return schema
+def _integer(doc: str, minimum: int = 1) -> dict:
+    return {"type": "integer", "description": doc, "minimum": minimum}
 
 
 def _object(properties: dict[str, dict], doc: str, required: list[str] | None = None) -> dict:
@@ -44,94 +35,58 @@ def _object(properties: dict[str, dict], doc: str, required: list[str] | None = 
     return schema
 
 
-TRAIN_SCHEMA = _object(
-    {
-        "dataset": {"enum": DATASETS, "default": "mnist", "description": "torchvision dataset"},
-        "epochs": _integer("passes over the training set", 10),
-        "batch_size": _integer("training batch size", 128),
-        "eval_batch_size": _integer("batch size for evaluation", 1000),
-        "seed": _integer("seed for weights, shuffling and augmentation", 1, minimum=0),
-        "optimizer": _object(
-            {
-                "name": {"enum": ["sgd", "adam", "adamw"], "default": "sgd",
-                         "description": "optimizer"},
-                "lr": _number("learning rate (peak rate for one-cycle)", 0.01,
-                              exclusiveMinimum=0),
-                "momentum": _number("SGD momentum", 0.9, 0),
-                "nesterov": {"type": "boolean", "default": False,
-                             "description": "Nesterov momentum (SGD)"},
-                "weight_decay": _number("L2 weight decay", 0.0, 0),
-            },
-            "optimizer and its hyper-parameters",
-        ),
-        "schedule": _object(
-            {
-                "name": {"enum": ["none", "step", "cosine", "onecycle"], "default": "none",
-                         "description": "learning-rate schedule"},
-                "step_size": _integer("epochs between decays (step)", 5),
-                "gamma": _number("decay factor (step)", 0.1, 0),
-                "pct_start": _number("fraction of steps spent warming up (onecycle)", 0.25, 0,
-                                     maximum=1),
-                "warmup_epochs": _number("linear warm-up epochs before the schedule", 0, 0),
-            },
-            "learning-rate schedule, stepped every batch",
-        ),
-        "label_smoothing": _number("label smoothing for cross-entropy", 0.0, 0, maximum=1),
-        "transforms": _object(
-            {
-                "normalize": _object(
-                    {"mean": {"type": "array", "items": {"type": "number"}, "minItems": 1,
-                              "default": [0.1307]},
-                     "std": {"type": "array", "items": {"type": "number",
-                                                        "exclusiveMinimum": 0},
-                             "minItems": 1, "default": [0.3081]}},
-                    "per-channel mean and std after scaling pixels to [0, 1]",
-                ),
-                "augment": _object(
-                    {"rotation": _number("max rotation in degrees", 0.0, 0),
-                     "translate": _number("max shift as a fraction of the size", 0.0, 0,
-                                          maximum=1),
-                     "scale": {"type": "array", "items": {"type": "number",
-                                                          "exclusiveMinimum": 0},
-                               "minItems": 2, "maxItems": 2, "default": [1.0, 1.0],
-                               "description": "random zoom range [min, max]"}},
-                    "random affine augmentation of training batches",
-                ),
-            },
-            "batch transforms; images are resized to the spec's input size automatically",
-        ),
-        "compile": {"type": "boolean", "default": False, "description": "torch.compile the model"},
-        "channels_last": {"type": "boolean", "default": False,
-                          "description": "channels-last memory format"},
-        "amp": {"type": "boolean", "default": True,
-                "description": "mixed precision (CUDA only)"},
-    },
-    "how `netbuilder train` trains this spec; every field has a default",
-)
+def value_schema(kind: Any, arg: Arg) -> dict[str, Any]:
+    """JSON Schema of one declared value (block parameter or config field) from its type and
+    Arg: int/float/bool/str, Literal choices, lists and fixed-size tuples, `X | None`."""
+    if is_optional(kind):
+        inner = next(t for t in get_args(kind) if t is not type(None))
+        return {"anyOf": [value_schema(inner, arg), {"type": "null"}]}
+    if get_origin(kind) is Literal:
+        return {"enum": list(get_args(kind))}
+    if get_origin(kind) in (list, tuple):
+        schema: dict[str, Any] = {"type": "array",
+                                  "items": value_schema(get_args(kind)[0], arg)}
+        for key, value in (("minItems", arg.min_items), ("maxItems", arg.max_items)):
+            if value is not None:
+                schema[key] = value
+        return schema
+    schema = {"type": JSON_TYPES[kind]}
+    for key, value in (("minimum", arg.minimum), ("maximum", arg.maximum),
+                       ("exclusiveMinimum", arg.exclusive_minimum),
+                       ("exclusiveMaximum", arg.exclusive_maximum)):
+        if value is not None and kind in (int, float):
+            schema[key] = value
+    if arg.channels:
+        schema = {"anyOf": [schema, {"const": NUM_CLASSES}]}
+    return schema
 
 
 def param_schema(param: Param) -> dict[str, Any]:
     """JSON Schema of one block parameter, from its declared type and Arg metadata."""
-    base = param.type
-    nullable = get_origin(base) in (Union, types.UnionType) and type(None) in get_args(base)
-    if nullable:
-        base = next(t for t in get_args(base) if t is not type(None))
-    if get_origin(base) is Literal:
-        schema: dict[str, Any] = {"enum": list(get_args(base))}
-    else:
-        schema = {"type": {int: "integer", float: "number", bool: "boolean", str: "string"}[base]}
-        for key, value in (("minimum", param.arg.minimum), ("maximum", param.arg.maximum),
-                           ("exclusiveMaximum", param.arg.exclusive_maximum)):
-            if value is not None:
-                schema[key] = value
-    if param.arg.channels:
-        schema = {"anyOf": [schema, {"const": NUM_CLASSES}]}
-    if nullable:
-        schema = {"anyOf": [schema, {"type": "null"}]}
-    schema["description"] = param.arg.doc
+    schema = {**value_schema(param.type, param.arg), "description": param.arg.doc}
     if not param.required:
         schema["default"] = param.default
     return schema
+
+
+def config_schema(cls: type) -> dict[str, Any]:
+    """JSON Schema of a config dataclass (nested ones become nested objects), with each field's
+    Arg doc and its default: the `train` section is generated from `TrainConfig` this way."""
+    hints = get_type_hints(cls, include_extras=True)
+    defaults = cls()
+    properties = {}
+    for item in dataclasses.fields(cls):
+        kind, arg = unwrap(hints[item.name])
+        if dataclasses.is_dataclass(kind):
+            properties[item.name] = config_schema(kind)
+            continue
+        if arg is None:
+            raise TypeError(f"{cls.__name__}.{item.name} needs Annotated[type, Arg(doc)]")
+        default = getattr(defaults, item.name)
+        properties[item.name] = {**value_schema(kind, arg), "description": arg.doc,
+                                 "default": list(default) if isinstance(default, tuple)
+                                 else default}
+    return _object(properties, (inspect.getdoc(cls) or "").split("\n")[0])
 
 
 def block_schema(block: BlockDef) -> dict[str, Any]:
@@ -168,8 +123,9 @@ def spec_schema(registry: Registry[BlockDef] = BLOCKS) -> dict[str, Any]:
                 "one sample's shape", ["channels", "size"],
             ),
             "num_classes": _integer("classes; channel parameters may say 'num_classes'"),
-            "width_multiplier": _number("scales every channel parameter (MobileNet's alpha)",
-                                        1.0, exclusiveMinimum=0),
+            "width_multiplier": {"type": "number", "exclusiveMinimum": 0, "default": 1.0,
+                                 "description": "scales every channel parameter (MobileNet's "
+                                                "alpha)"},
             "layers": {"type": "array", "minItems": 1, "maxItems": MAX_LAYERS,
                        "items": {"$ref": "#/$defs/layer"},
                        "description": "blocks in order; input channels are inferred"},
@@ -179,21 +135,10 @@ def spec_schema(registry: Registry[BlockDef] = BLOCKS) -> dict[str, Any]:
             "layer": {"type": "object", "properties": layer_properties,
                       "additionalProperties": False, "minProperties": 1,
                       "description": "one block name mapped to its parameters"},
-            "train": TRAIN_SCHEMA,
+            "train": config_schema(TrainConfig),
             **{f"block.{b.name}": block_schema(b) for b in registry},
         },
     }
-
-
-def schema_defaults(schema: dict[str, Any]) -> dict[str, Any]:
-    """The defaults an object schema declares, nested objects included."""
-    out: dict[str, Any] = {}
-    for key, prop in schema.get("properties", {}).items():
-        if prop.get("type") == "object":
-            out[key] = schema_defaults(prop)
-        elif "default" in prop:
-            out[key] = prop["default"]
-    return out
 
 
 def validate_document(

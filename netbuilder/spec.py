@@ -16,6 +16,7 @@ import yaml
 
 from .errors import Location, NetbuilderError
 from .limits import MAX_SPEC_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
+from .training.config import TrainConfig
 
 PathKey = tuple[str | int, ...]
 _DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")  # 1e-3: text to YAML 1.1
@@ -315,7 +316,7 @@ class Spec:
     num_classes: int
     width_multiplier: float
     layers: tuple[LayerSpec, ...]
-    train: dict[str, Any]
+    train: TrainConfig
     document: SpecDocument
 
     @property
@@ -397,6 +398,6 @@ def interpret(document: SpecDocument) -> Spec:
         num_classes=data["num_classes"],
         width_multiplier=float(data.get("width_multiplier", 1.0)),
         layers=layers,
-        train=dict(data.get("train") or {}),
+        train=TrainConfig.from_data(data.get("train")),
         document=document,
     )

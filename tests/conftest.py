@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from netbuilder.cli import main
-from netbuilder.train import deep_merge
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
@@ -48,11 +47,20 @@ def tiny_spec(name: str = "tiny", head: str | None = "log_softmax", channels: in
     ]
     if head:
         layers.append({head: {}})
-    defaults = {"dataset": "synthetic", "epochs": 2, "batch_size": 32,
+    defaults = {"dataset": "synthetic", "epochs": 2, "batch_size": 32, "device": "cpu",
                 "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
                 "transforms": {"normalize": {"mean": [0.114], "std": [0.155]}}}
     return {"name": name, "input": {"channels": channels, "size": size}, "num_classes": 10,
-            "layers": layers, "train": deep_merge(defaults, train or {})}
+            "layers": layers, "train": merged(defaults, train or {})}
+
+
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `override` on top, nested mappings merged."""
+    out = dict(base)
+    for key, value in override.items():
+        both_maps = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merged(out[key], value) if both_maps else value
+    return out
 
 
 def write_spec(path: Path, data: dict[str, Any]) -> Path:

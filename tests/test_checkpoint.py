@@ -1,4 +1,4 @@
-"""Tests for netbuilder.checkpoint: atomic writes, safe and checked loading, fingerprints."""
+"""Tests for netbuilder.checkpoint: safe and checked loading, fingerprints, resume checks."""
 
 from __future__ import annotations
 
@@ -12,16 +12,9 @@ import yaml
 
 from conftest import tiny_spec
 from netbuilder import read_spec
-from netbuilder.checkpoint import (
-    atomic_write,
-    atomic_write_bytes,
-    load_checkpoint,
-    remove_stale_temp_files,
-    save_checkpoint,
-    spec_fingerprint,
-)
+from netbuilder.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint, spec_fingerprint
 from netbuilder.errors import NetbuilderError
-from netbuilder.train import run_training
+from netbuilder.training.run import run_training
 
 SPEC = tiny_spec(train={"epochs": 1, "batch_size": 64})
 
@@ -36,40 +29,19 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-epoch synthetic run; tests copy what they change."""
     folder = tmp_path_factory.mktemp("checkpoint")
     spec = read_spec(write_spec(folder / "spec.yaml", SPEC))
-    run_training(spec, folder / "run", device="cpu", progress=False)
+    run_training(spec, folder / "run", progress=False)
     return folder / "run"
 
 
 def minimal_payload(**extra: Any) -> dict[str, Any]:
-    return {"format_version": 1, "model": {"w": torch.ones(2)}, "epoch": 1, "spec": SPEC,
-            "spec_name": "tiny", "fingerprint": spec_fingerprint(SPEC), **extra}
-
-
-def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path: Path) -> None:
-    target = tmp_path / "file.txt"
-    atomic_write_bytes(target, b"old")
-    atomic_write_bytes(target, b"new")
-    assert target.read_bytes() == b"new"
-    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
-
-
-def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
-    target = tmp_path / "last.pt"
-    save_checkpoint(target, minimal_payload())
-    before = target.read_bytes()
-
-    def fail_halfway(handle: Any) -> None:
-        handle.write(b"half a checkpoint")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write(target, fail_halfway)
-    assert target.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+    return {"format_version": FORMAT_VERSION, "model": {"w": torch.ones(2)}, "epoch": 1,
+            "spec": SPEC, "spec_name": "tiny", "fingerprint": spec_fingerprint(SPEC),
+            "train_config": {}, "class_names": [str(i) for i in range(10)], "history": [],
+            **extra}
 
 
 def test_checkpoint_round_trips_with_weights_only(tmp_path: Path) -> None:
-    payload = minimal_payload(rng={"torch": torch.get_rng_state()}, history=[{"epoch": 1}])
+    payload = minimal_payload(rng={"torch": torch.get_rng_state()})
     save_checkpoint(tmp_path / "c.pt", payload)
     loaded = load_checkpoint(tmp_path / "c.pt")
     assert torch.equal(loaded["rng"]["torch"], payload["rng"]["torch"])
@@ -83,6 +55,7 @@ def test_run_checkpoint_holds_what_resume_needs(trained_run: Path) -> None:
     assert payload["rng"]["torch"].dtype == torch.uint8
     assert payload["rng"]["loader"] == {"seed": 1, "next_epoch": 2}
     assert payload["spec"]["train"]["optimizer"]["momentum"] == 0.9  # the resolved config
+    assert payload["class_names"] == [str(i) for i in range(10)]
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
@@ -127,18 +100,10 @@ def test_resume_with_another_spec_names_both(trained_run: Path, tmp_path: Path) 
     data["layers"][0]["conv_bn"]["out_channels"] = 8
     spec = read_spec(write_spec(tmp_path / "wider.yaml", data))
     with pytest.raises(NetbuilderError, match=r"'tiny'.*'wider'"):
-        run_training(spec, trained_run, device="cpu", resume=True, progress=False)
+        run_training(spec, trained_run, resume=True, progress=False)
 
 
 def test_resume_without_a_checkpoint(tmp_path: Path) -> None:
     spec = read_spec(write_spec(tmp_path / "spec.yaml", SPEC))
     with pytest.raises(NetbuilderError, match="nothing to resume"):
-        run_training(spec, tmp_path / "empty", device="cpu", resume=True, progress=False)
-
-
-def test_stale_temp_files_are_removed(tmp_path: Path) -> None:
-    (tmp_path / ".last.pt.1234abcd.tmp").write_bytes(b"half")
-    (tmp_path / "keep.txt").write_text("x")
-    removed = remove_stale_temp_files(tmp_path)
-    assert [p.name for p in removed] == [".last.pt.1234abcd.tmp"]
-    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+        run_training(spec, tmp_path / "empty", resume=True, progress=False)

@@ -6,8 +6,9 @@ import pytest
 import netbuilder
 from conftest import SPECS
 from netbuilder.registry import BLOCKS
-from netbuilder.schema import TRAIN_SCHEMA, param_schema, schema_defaults, spec_schema
+from netbuilder.schema import param_schema, spec_schema
 from netbuilder.spec import load_spec
+from netbuilder.training.config import TrainConfig
 
 
 def test_schema_is_a_valid_draft_2020_12_schema():
@@ -38,11 +39,34 @@ def test_channel_parameters_accept_num_classes():
         jsonschema.validate("classes", schema)
 
 
-def test_train_defaults_come_from_the_schema():
-    defaults = schema_defaults(TRAIN_SCHEMA)
-    assert defaults["optimizer"]["name"] == "sgd"
-    assert defaults["transforms"]["normalize"]["mean"] == [0.1307]
-    assert defaults["schedule"]["name"] == "none"
+def schema_defaults(schema: dict) -> dict:
+    return {key: schema_defaults(prop) if prop.get("type") == "object" else prop["default"]
+            for key, prop in schema["properties"].items()}
+
+
+def test_train_schema_is_generated_from_the_config_dataclasses():
+    train = spec_schema()["$defs"]["train"]
+    assert schema_defaults(train) == TrainConfig().to_dict()
+    assert train["properties"]["optimizer"]["properties"]["name"]["enum"] == ["sgd", "adam",
+                                                                               "adamw"]
+    assert "imagefolder" in train["properties"]["dataset"]["enum"]
+    assert train["properties"]["epochs"]["minimum"] == 1
+    assert train["properties"]["optimizer"]["properties"]["lr"]["exclusiveMinimum"] == 0
+    scale = train["properties"]["transforms"]["properties"]["augment"]["properties"]["scale"]
+    assert (scale["minItems"], scale["maxItems"]) == (2, 2)
+    assert scale["items"]["exclusiveMinimum"] == 0
+
+
+def test_every_train_field_has_a_doc():
+    def docs(schema: dict, prefix: str = "") -> dict[str, str]:
+        found = {}
+        for key, prop in schema["properties"].items():
+            found[prefix + key] = prop.get("description", "")
+            if prop.get("type") == "object":
+                found |= docs(prop, f"{prefix}{key}.")
+        return found
+
+    assert all(docs(spec_schema()["$defs"]["train"]).values())
 
 
 def test_null_parameters_mean_no_parameters(tmp_path):

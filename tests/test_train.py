@@ -1,4 +1,4 @@
-"""Tests for netbuilder.train and netbuilder.records: config, loss choice, schedules, a short
+"""Tests for netbuilder.training and netbuilder.records: config, loss, schedules, a short
 synthetic run and its run folder, determinism, divergence, resume after a real SIGKILL."""
 
 from __future__ import annotations
@@ -17,22 +17,17 @@ from torch import nn
 
 from conftest import ROOT, tiny_spec, write_spec
 from netbuilder import read_spec
-from netbuilder import train as train_module
 from netbuilder.checkpoint import load_checkpoint
 from netbuilder.compiler import build_model
-from netbuilder.data import BatchTransform
+from netbuilder.data.transforms import BatchTransform
 from netbuilder.errors import NetbuilderError
 from netbuilder.records import METRIC_FIELDS, TIMING_FIELDS, read_metrics
-from netbuilder.train import (
-    SmoothedNLLLoss,
-    TrainConfig,
-    check_config,
-    make_optimizer,
-    make_scheduler,
-    make_transform,
-    run_training,
-    select_loss,
-)
+from netbuilder.training import loop as loop_module
+from netbuilder.training.config import TrainConfig, check_config
+from netbuilder.training.evaluation import make_loss
+from netbuilder.training.inputs import make_transform
+from netbuilder.training.loop import make_optimizer, make_scheduler
+from netbuilder.training.run import run_training
 
 MNIST_RAW = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
 RUN_FILES = ("spec.yaml", "metrics.csv", "curves.png", "confusion.png", "confusion.csv",
@@ -63,13 +58,16 @@ def without_timing(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 
 def test_train_config_fills_defaults_under_partial_sections(tmp_path: Path) -> None:
     spec = load_spec_data(tmp_path, train={"optimizer": {"name": "adam"}})
-    config = TrainConfig.from_spec(spec)
+    config = spec.train
+    assert isinstance(config, TrainConfig)
     assert config.optimizer.name == "adam"
     assert config.optimizer.lr == 0.1  # from the spec
-    assert config.optimizer.weight_decay == 0.0  # from the schema
+    assert config.optimizer.weight_decay == 0.0  # the declared default
     assert config.schedule.name == "none"
-    assert config.transforms.augment.scale == [1.0, 1.0]
+    assert config.transforms.augment.scale == (1.0, 1.0)
     assert config.to_dict()["optimizer"]["nesterov"] is False
+    assert config.to_dict()["transforms"]["augment"]["scale"] == [1.0, 1.0]  # plain YAML data
+    assert TrainConfig.from_data(config.to_dict()) == config
 
 
 @pytest.mark.parametrize(("train", "message"), [
@@ -82,40 +80,39 @@ def test_check_config_rejects_inconsistent_settings(tmp_path: Path, train: dict,
                                                     message: str) -> None:
     spec = load_spec_data(tmp_path, train=train)
     with pytest.raises(NetbuilderError, match=message):
-        check_config(TrainConfig.from_spec(spec), spec)
+        check_config(spec.train, spec.input_shape[0])
 
 
 # ---------------------------------------------------------------- loss and schedules
 
 
-@pytest.mark.parametrize(("head", "loss_type"), [
-    ("log_softmax", SmoothedNLLLoss),
-    (None, nn.CrossEntropyLoss),
-])
-def test_loss_follows_the_head(tmp_path: Path, head: str | None, loss_type: type) -> None:
+@pytest.mark.parametrize("head", ["log_softmax", None])
+def test_loss_is_cross_entropy_for_logits_and_log_probabilities(tmp_path: Path,
+                                                                head: str | None) -> None:
     model = build_model(load_spec_data(tmp_path, head=head))
-    assert isinstance(select_loss(model), loss_type)
+    assert isinstance(make_loss(model), nn.CrossEntropyLoss)
 
 
 def test_softmax_head_is_refused(tmp_path: Path) -> None:
     model = build_model(load_spec_data(tmp_path, head="softmax"))
     with pytest.raises(NetbuilderError, match="log_softmax"):
-        select_loss(model)
+        make_loss(model)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_smoothed_nll_equals_cross_entropy_with_smoothing(smoothing: float) -> None:
-    logits = torch.randn(8, 10, generator=torch.Generator().manual_seed(0))
+def test_cross_entropy_on_log_probabilities_equals_it_on_logits(smoothing: float) -> None:
+    """Why one loss serves both heads: log_softmax is idempotent."""
+    logits = torch.randn(8, 10, generator=torch.Generator().manual_seed(0)) * 5
     target = torch.arange(8)
-    expected = nn.CrossEntropyLoss(label_smoothing=smoothing)(logits, target)
-    actual = SmoothedNLLLoss(smoothing)(logits.log_softmax(dim=1), target)
-    assert torch.allclose(actual, expected, atol=1e-6)
+    loss = nn.CrossEntropyLoss(label_smoothing=smoothing)
+    assert torch.allclose(loss(logits.log_softmax(dim=1), target), loss(logits, target),
+                          atol=1e-6)
 
 
 def lr_trace(tmp_path: Path, schedule: dict[str, Any], steps_per_epoch: int = 10,
              epochs: int = 4) -> list[float]:
     spec = load_spec_data(tmp_path, train={"epochs": epochs, "schedule": schedule})
-    config = TrainConfig.from_spec(spec)
+    config = spec.train
     optimizer = make_optimizer(nn.Linear(2, 2).parameters(), config.optimizer)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
     lrs = []
@@ -153,11 +150,11 @@ def test_transform_resizes_and_repeats_grey_channels() -> None:
 def test_short_run_writes_the_run_folder(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     spec = load_spec_data(tmp_path, train={"epochs": 3})
-    result = run_training(spec, tmp_path / "run", device="cpu")  # stderr is no TTY: plain lines
+    result = run_training(spec, tmp_path / "run")  # stderr is no TTY: plain lines
     run_dir = tmp_path / "run"
     for name in RUN_FILES:
         assert (run_dir / name).is_file(), name
-    assert not list(run_dir.glob(".*")), "temp files left behind"
+    assert not list(run_dir.glob(".*.tmp")), "temp files left behind"
     rows = read_metrics(run_dir / "metrics.csv")
     assert tuple(rows[0]) == METRIC_FIELDS
     assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
@@ -180,11 +177,11 @@ def test_same_seed_gives_identical_weights(tmp_path: Path) -> None:
     train = {"epochs": 1, "transforms": {"augment": {"rotation": 10, "translate": 0.1}}}
     spec = load_spec_data(tmp_path, dropout=0.2, train=train)
     for name in ("a", "b"):
-        run_training(spec, tmp_path / name, device="cpu", progress=False)
+        run_training(spec, tmp_path / name, progress=False)
     assert_same_weights(model_state(tmp_path / "a" / "last.pt"),
                         model_state(tmp_path / "b" / "last.pt"))
     other = load_spec_data(tmp_path, dropout=0.2, train={**train, "seed": 2})
-    run_training(other, tmp_path / "c", device="cpu", progress=False)
+    run_training(other, tmp_path / "c", progress=False)
     assert not torch.equal(model_state(tmp_path / "a" / "last.pt")["conv1.weight"],
                            model_state(tmp_path / "c" / "last.pt")["conv1.weight"])
 
@@ -193,7 +190,7 @@ def test_rgb_non_square_spec_trains_on_grey_data(tmp_path: Path) -> None:
     spec = load_spec_data(tmp_path, channels=3, size=[12, 16],
                           train={"epochs": 1, "transforms": {"normalize": {
                               "mean": [0.1, 0.1, 0.1], "std": [0.2]}}})
-    result = run_training(spec, tmp_path / "run", device="cpu", progress=False)
+    result = run_training(spec, tmp_path / "run", progress=False)
     assert result.epochs == 1
 
 
@@ -202,20 +199,23 @@ def test_class_count_must_match_the_dataset(tmp_path: Path) -> None:
     data["num_classes"] = 7
     spec = read_spec(write_spec(tmp_path / "spec.yaml", data))
     with pytest.raises(NetbuilderError, match=r"num_classes 7 .* has 10 classes"):
-        run_training(spec, tmp_path / "run", device="cpu", progress=False)
+        run_training(spec, tmp_path / "run", progress=False)
 
 
-def test_refuses_to_overwrite_a_run(tmp_path: Path) -> None:
+def test_refuses_to_overwrite_a_run_unless_asked(tmp_path: Path) -> None:
     spec = load_spec_data(tmp_path, train={"epochs": 1})
-    run_training(spec, tmp_path / "run", device="cpu", progress=False)
-    with pytest.raises(NetbuilderError, match="already holds a run"):
-        run_training(spec, tmp_path / "run", device="cpu", progress=False)
+    run_training(spec, tmp_path / "run", progress=False)
+    with pytest.raises(NetbuilderError, match=r"already holds a run .*--overwrite"):
+        run_training(spec, tmp_path / "run", progress=False)
+    (tmp_path / "run" / "best.pt").write_bytes(b"stale")
+    run_training(spec, tmp_path / "run", overwrite=True, progress=False)
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 1
 
 
 def test_huge_learning_rate_stops_with_the_epoch_and_batch(tmp_path: Path) -> None:
     spec = load_spec_data(tmp_path, train={"epochs": 1, "optimizer": {"lr": 1e30}})
     with pytest.raises(NetbuilderError, match=r"diverged: .* at epoch 1, batch \d+ of 16"):
-        run_training(spec, tmp_path / "run", device="cpu", progress=False)
+        run_training(spec, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
@@ -237,19 +237,19 @@ class PoisonAfter(nn.Module):
 
 def test_nan_loss_keeps_the_previous_checkpoint(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    real_select = train_module.select_loss
-    monkeypatch.setattr(train_module, "select_loss", lambda model, smoothing=0.0: PoisonAfter(
-        real_select(model, smoothing), SYNTHETIC_BATCHES + 2))
+    real_make = loop_module.make_loss
+    monkeypatch.setattr(loop_module, "make_loss", lambda model, smoothing=0.0: PoisonAfter(
+        real_make(model, smoothing), SYNTHETIC_BATCHES + 2))
     spec = load_spec_data(tmp_path, train={"epochs": 3})
     run_dir = tmp_path / "run"
     after_epoch: list[bytes] = []
     with pytest.raises(NetbuilderError, match="at epoch 2, batch 3 of 16"):
-        run_training(spec, run_dir, device="cpu", progress=False,
+        run_training(spec, run_dir, progress=False,
                      on_epoch=lambda row: after_epoch.append((run_dir / "last.pt").read_bytes()))
     assert len(after_epoch) == 1
     assert (run_dir / "last.pt").read_bytes() == after_epoch[0]
     assert len(read_metrics(run_dir / "metrics.csv")) == 1
-    assert not list(run_dir.glob(".*"))
+    assert not list(run_dir.glob(".*.tmp"))
 
 
 # ---------------------------------------------------------------- CLI
@@ -304,8 +304,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> No
              "transforms": {"augment": {"rotation": 10, "translate": 0.1}}}
     spec_path = write_spec(tmp_path / "spec.yaml", tiny_spec(dropout=0.2, train=train))
     run_dir = tmp_path / "killed"
-    command = [sys.executable, str(ROOT / "cli.py"), "train", str(spec_path), "--device", "cpu",
-               "--no-progress"]
+    command = [sys.executable, str(ROOT / "cli.py"), "train", str(spec_path), "--no-progress"]
     process = subprocess.Popen([*command, "--out", str(run_dir)], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -323,26 +322,26 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> No
     assert resumed.stdout.startswith(f"epoch {killed_at + 1}/{epochs}: ")
 
     spec = read_spec(spec_path)
-    run_training(spec, tmp_path / "straight", device="cpu", progress=False)
+    run_training(spec, tmp_path / "straight", progress=False)
     assert_same_weights(model_state(run_dir / "last.pt"),
                         model_state(tmp_path / "straight" / "last.pt"))
     assert without_timing(read_metrics(run_dir / "metrics.csv")) == without_timing(
         read_metrics(tmp_path / "straight" / "metrics.csv"))
-    assert not list(run_dir.glob(".*"))
+    assert not list(run_dir.glob(".*.tmp"))
 
 
 def test_resume_needs_the_same_training_settings(tmp_path: Path) -> None:
     spec = load_spec_data(tmp_path, train={"epochs": 1})
-    run_training(spec, tmp_path / "run", device="cpu", progress=False)
+    run_training(spec, tmp_path / "run", progress=False)
     changed = load_spec_data(tmp_path, train={"epochs": 1, "optimizer": {"lr": 0.5}})
     with pytest.raises(NetbuilderError, match=r"train\.optimizer\.lr is 0\.5 now but was 0\.1"):
-        run_training(changed, tmp_path / "run", device="cpu", resume=True, progress=False)
+        run_training(changed, tmp_path / "run", resume=True, progress=False)
 
 
 def test_resuming_a_finished_run_only_rewrites_the_records(tmp_path: Path) -> None:
     spec = load_spec_data(tmp_path, train={"epochs": 1})
-    first = run_training(spec, tmp_path / "run", device="cpu", progress=False)
-    again = run_training(spec, tmp_path / "run", device="cpu", resume=True, progress=False)
+    first = run_training(spec, tmp_path / "run", progress=False)
+    again = run_training(spec, tmp_path / "run", resume=True, progress=False)
     assert again.history == first.history
     assert again.final_test_acc == first.final_test_acc
 
@@ -356,7 +355,7 @@ def test_one_epoch_on_real_mnist(tmp_path: Path) -> None:
     spec = load_spec_data(tmp_path, size=28, train={
         "dataset": "mnist", "epochs": 1, "batch_size": 256,
         "transforms": {"normalize": {"mean": [0.1307], "std": [0.3081]}}})
-    result = run_training(spec, tmp_path / "run", device="cpu", progress=False,
+    result = run_training(spec, tmp_path / "run", progress=False,
                           data_dir=MNIST_RAW.parents[1])
     assert result.final_test_acc > 0.25  # a 414-parameter net after one epoch; chance is 0.1
-    assert make_transform(spec, TrainConfig.from_spec(spec)).size == (28, 28)
+    assert make_transform(spec, result.config).size == (28, 28)

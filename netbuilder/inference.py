@@ -2,6 +2,7 @@
 
 The model is rebuilt from the spec stored inside the checkpoint, so neither command needs the
 YAML file the run started from (only plugin blocks, if the spec used any, must be importable).
+This module needs the model, the checkpoint and the data, never the training loop.
 """
 
 from __future__ import annotations
@@ -13,33 +14,26 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import check_same_spec, load_checkpoint
+from .checkpoint import check_fingerprint, load_checkpoint
 from .compiler import build_model
-from .errors import NetbuilderError
+from .data.images import read_image
+from .errors import NetbuilderError, SpecErrors
 from .schema import validate
 from .spec import Spec, SpecDocument
-from .train import (
-    TrainConfig,
-    autocast_dtype,
-    class_names,
-    evaluate_model,
-    make_loader,
-    make_transform,
-    resolve_device,
-    select_loss,
-    to_probabilities,
-)
-
-IMAGE_MODES = {1: "GRAY", 3: "RGB"}  # spec input channels -> torchvision ImageReadMode
+from .training.config import TrainConfig
+from .training.device import autocast_dtype, resolve_device
+from .training.evaluation import evaluate_model, to_probabilities
+from .training.inputs import load_split, make_loader, make_transform
 
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A checkpoint's model with the spec and train config it was trained with."""
+    """A checkpoint's model with the spec and train config (as trained) it came from."""
 
     model: nn.Module
     spec: Spec
     config: TrainConfig
+    class_names: list[str]
     checkpoint: dict[str, Any]
     path: Path
 
@@ -75,25 +69,43 @@ class Prediction:
 
 
 def spec_from_checkpoint(checkpoint: dict[str, Any], path: Path) -> Spec:
-    """Validate the stored spec data like a file (errors name the checkpoint as their source)."""
-    data = checkpoint["spec"]
-    check_same_spec(checkpoint, data, path)  # a fingerprint that disagrees means tampering
-    return validate(SpecDocument(data, source=str(path)))
+    """Validate the stored spec data like a file (errors name the checkpoint as their source);
+    a block the spec uses but nobody registered is most likely a plugin not loaded."""
+    check_fingerprint(checkpoint, path)
+    try:
+        return validate(SpecDocument(checkpoint["spec"], source=str(path)))
+    except NetbuilderError as error:
+        errors = error.errors if isinstance(error, SpecErrors) else [error]
+        unknown = [e for e in errors if e.message.startswith("unknown block")]
+        if unknown:
+            name = unknown[0].message.split("'")[1]
+            raise NetbuilderError(f"{path} uses block '{name}', which is not registered; load "
+                                  "the module that defines it with --plugin MODULE") from None
+        raise
 
 
 def load_trained(path: str | Path, device: torch.device) -> TrainedModel:
     path = Path(path)
     checkpoint = load_checkpoint(path, map_location="cpu")
     spec = spec_from_checkpoint(checkpoint, path)
-    model = build_model(spec)
+    model = build_model(spec)  # after the meta-device size checks
     try:
         model.load_state_dict(checkpoint["model"])
-    except RuntimeError as exc:
+    except (RuntimeError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise NetbuilderError(f"{path}: the weights do not fit spec '{spec.name}': {first}"
                               ) from None
     model.to(device).eval()
-    return TrainedModel(model, spec, TrainConfig.from_spec(spec), checkpoint, path)
+    try:
+        config = TrainConfig.from_data(checkpoint["train_config"])
+    except TypeError as exc:
+        raise NetbuilderError(f"{path}: its train config is not one netbuilder wrote ({exc})"
+                              ) from None
+    names = [str(name) for name in checkpoint["class_names"]]
+    if len(names) != spec.num_classes:
+        raise NetbuilderError(f"{path} names {len(names)} classes but its spec has "
+                              f"{spec.num_classes}")
+    return TrainedModel(model, spec, config, names, checkpoint, path)
 
 
 def evaluate_checkpoint(path: str | Path, data_dir: str | Path | None = None,
@@ -102,30 +114,13 @@ def evaluate_checkpoint(path: str | Path, data_dir: str | Path | None = None,
     torch_device = resolve_device(device)
     trained = load_trained(path, torch_device)
     config, spec = trained.config, trained.spec
-    loader = make_loader(spec, config, False, data_dir, torch_device)
-    stats = evaluate_model(trained.model, loader, select_loss(trained.model, 0.0),
-                           spec.num_classes, autocast_dtype(config.amp, torch_device))
+    test_set = load_split(spec, config, False, data_dir)
+    loader = make_loader(spec, config, test_set, False, torch_device)
+    stats = evaluate_model(trained.model, loader, spec.num_classes,
+                           autocast_dtype(config.amp, torch_device), config.channels_last)
     return EvalResult(trained.path, spec.name, config.dataset, int(trained.checkpoint["epoch"]),
                       stats.loss, stats.accuracy, stats.per_class_accuracy, stats.confusion,
-                      class_names(config.dataset))
-
-
-def read_image_file(path: str | Path, channels: int) -> Tensor:
-    """A PNG/JPEG file as uint8 (C, H, W), converted to grey or RGB to match the spec."""
-    from torchvision.io import ImageReadMode, decode_image  # deferred: slow import
-
-    path = Path(path)
-    if channels not in IMAGE_MODES:
-        raise NetbuilderError(f"predict reads grey or RGB images; this spec takes {channels} "
-                              "input channels")
-    if not path.is_file():
-        raise NetbuilderError(f"image not found: {path}")
-    try:
-        return decode_image(str(path), mode=getattr(ImageReadMode, IMAGE_MODES[channels]))
-    except (RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NetbuilderError(f"cannot decode image {path} (expected PNG or JPEG): {first}"
-                              ) from None
+                      trained.class_names)
 
 
 def predict(path: str | Path, image_paths: list[str | Path], top_k: int = 3,
@@ -139,14 +134,14 @@ def predict(path: str | Path, image_paths: list[str | Path], top_k: int = 3,
     trained = load_trained(path, torch_device)
     spec = trained.spec
     transform = make_transform(spec, trained.config)
-    images = [read_image_file(image, spec.input_shape[0]) for image in image_paths]
+    images = [read_image(image, spec.input_shape[0]) for image in image_paths]
     batch = torch.cat([transform(image.unsqueeze(0)) for image in images]).to(torch_device)
     with torch.no_grad():
         probabilities = to_probabilities(trained.model, trained.model(batch)).float().cpu()
-    names = class_names(trained.config.dataset)
     values, indices = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     return [
-        Prediction(Path(image), [ClassScore(int(i), names[int(i)], float(p))
+        Prediction(Path(image), [ClassScore(int(i), trained.class_names[int(i)], float(p))
                                  for p, i in zip(row_values, row_indices, strict=True)])
         for image, row_values, row_indices in zip(image_paths, values, indices, strict=True)
     ]
+

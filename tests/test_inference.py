@@ -1,24 +1,30 @@
-"""Tests for netbuilder.evaluate and the eval/predict commands, on a synthetic checkpoint."""
+"""Tests for netbuilder.inference and the eval/predict commands, on a synthetic checkpoint,
+and for netbuilder.data.images, which reads the image files."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
-from torchvision.io import write_png
+from PIL import Image
 
 from conftest import tiny_spec
 from netbuilder import read_spec
-from netbuilder.data import make_synthetic
+from netbuilder.data.images import read_image
+from netbuilder.data.synthetic import make_synthetic
 from netbuilder.errors import NetbuilderError
-from netbuilder.evaluate import evaluate_checkpoint, predict, read_image_file
+from netbuilder.inference import evaluate_checkpoint, predict
 from netbuilder.records import read_metrics
-from netbuilder.train import run_training
+from netbuilder.training.run import run_training
 
-# torchvision 0.29 deprecates its image codecs in favour of TorchCodec; they still work
-pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
+
+def write_png(image: torch.Tensor, path: Path) -> None:
+    """A uint8 (C, H, W) tensor as a grey or RGB PNG."""
+    array = image.permute(1, 2, 0).numpy()
+    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path)
 
 SPEC = tiny_spec(train={"epochs": 3})
 
@@ -28,7 +34,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("evaluate")
     spec_path = folder / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(SPEC, sort_keys=False), encoding="utf-8")
-    run_training(read_spec(spec_path), folder / "run", device="cpu", progress=False)
+    run_training(read_spec(spec_path), folder / "run", progress=False)
     return folder / "run"
 
 
@@ -40,7 +46,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[i
     paths = []
     for index, image in enumerate(samples.images):
         paths.append(folder / f"sample{index}.png")
-        write_png(image, str(paths[-1]))
+        write_png(image, paths[-1])
     return paths, samples.labels.tolist()
 
 
@@ -71,9 +77,46 @@ def test_predict_returns_top_k_probabilities(run_dir: Path,
 
 def test_rgb_images_are_read_as_grey_for_a_grey_spec(tmp_path: Path) -> None:
     rgb = torch.randint(0, 256, (3, 10, 12), dtype=torch.uint8)
-    write_png(rgb, str(tmp_path / "rgb.png"))
-    assert read_image_file(tmp_path / "rgb.png", 1).shape == (1, 10, 12)
-    assert read_image_file(tmp_path / "rgb.png", 3).shape == (3, 10, 12)
+    write_png(rgb, tmp_path / "rgb.png")
+    assert read_image(tmp_path / "rgb.png", 1).shape == (1, 10, 12)
+    assert read_image(tmp_path / "rgb.png", 3).shape == (3, 10, 12)
+    assert read_image(tmp_path / "rgb.png", 1, size=(5, 6)).shape == (1, 5, 6)
+
+
+def test_16_bit_png_is_scaled_by_its_real_range(tmp_path: Path) -> None:
+    """65535 is white in a 16-bit image: dividing by 255 would turn most of it into noise."""
+    wide = np.array([[0, 257 * 100, 65535, 32768]], dtype=np.uint16)
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    assert Image.open(tmp_path / "wide.png").mode.startswith("I")
+    assert read_image(tmp_path / "wide.png", 1).flatten().tolist() == [0, 100, 255, 128]
+    assert read_image(tmp_path / "wide.png", 3).shape == (3, 1, 4)
+
+
+def test_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path: Path) -> None:
+    """A PNG header claiming 30000x30000 pixels (900 M: ~1 GB as grey) in a tiny file."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                                        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+                                        + chunk(b"IEND", b""))
+    with pytest.raises(NetbuilderError, match=r"declares too many pixels .*; the limit is"):
+        read_image(tmp_path / "bomb.png", 1)
+    header = struct.pack(">IIBBBBB", 5000, 5000, 8, 0, 0, 0, 0)  # under PIL's bound, over ours
+    (tmp_path / "big.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                                       + chunk(b"IEND", b""))
+    with pytest.raises(NetbuilderError, match="declares 5000x5000 pixels; the limit is"):
+        read_image(tmp_path / "big.png", 1)
+
+
+def test_a_directory_is_not_an_image(tmp_path: Path) -> None:
+    with pytest.raises(NetbuilderError, match="is a directory; expected an image file"):
+        read_image(tmp_path, 1)
 
 
 def test_predict_errors(run_dir: Path, tmp_path: Path) -> None:

@@ -1,0 +1,78 @@
+"""Scoring a model from its head: the loss, class probabilities, and a whole split's loss,
+accuracy and confusion matrix. Used by training and by `eval`/`predict` alike.
+
+The loss is cross-entropy whatever the head: on raw logits it is what it says, and on
+log-probabilities it is the same number, because log_softmax is idempotent
+(log_softmax(log_softmax(x)) = log_softmax(x)); label smoothing included. A softmax head is
+refused for training: the log of its probabilities underflows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..data.loader import BatchLoader
+from ..errors import NetbuilderError
+from .device import autocast, prepare
+
+PASSIVE_TAIL = (nn.Dropout, nn.Identity, nn.Flatten)  # layers that do not change what a head is
+
+
+def output_layer(model: nn.Module) -> nn.Module:
+    """The last layer that decides what the model outputs (trailing dropout etc. skipped)."""
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]
+    while len(leaves) > 1 and isinstance(leaves[-1], PASSIVE_TAIL):
+        leaves.pop()
+    return leaves[-1] if leaves else model
+
+
+def make_loss(model: nn.Module, label_smoothing: float = 0.0) -> nn.Module:
+    """Cross-entropy on the model's output (logits or log-probabilities)."""
+    if isinstance(output_layer(model), nn.Softmax):
+        raise NetbuilderError(
+            "the model ends in softmax, which cannot be trained stably (the log of its "
+            "probabilities underflows); end it with log_softmax, or with the raw logits")
+    return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+
+def to_probabilities(model: nn.Module, output: Tensor) -> Tensor:
+    """Class probabilities from whatever the head outputs (softmax of logits or log-probs)."""
+    if isinstance(output_layer(model), nn.Softmax):
+        return output
+    return output.float().softmax(dim=1)
+
+
+@dataclass(frozen=True)
+class EvalStats:
+    loss: float
+    accuracy: float
+    confusion: Tensor  # (classes, classes) counts; rows true, columns predicted
+
+    @property
+    def per_class_accuracy(self) -> list[float]:
+        totals = self.confusion.sum(dim=1).clamp(min=1)
+        return (self.confusion.diag().double() / totals).tolist()
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, loader: BatchLoader, num_classes: int,
+                   amp_dtype: torch.dtype | None = None,
+                   channels_last: bool = False) -> EvalStats:
+    """Mean loss, accuracy and confusion matrix over a whole split, synced once at the end."""
+    model.eval()
+    device = loader.device
+    loss_fn = nn.CrossEntropyLoss()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=device)
+    for x, y in loader.batches(0):
+        with autocast(device, amp_dtype):
+            output = model(prepare(x, channels_last))
+        loss_sum += loss_fn(output.float(), y).double() * len(y)
+        confusion += torch.bincount(y * num_classes + output.argmax(dim=1),
+                                    minlength=num_classes * num_classes)
+    confusion = confusion.view(num_classes, num_classes).cpu()
+    seen = max(1, int(confusion.sum()))
+    return EvalStats(float(loss_sum) / seen, int(confusion.diag().sum()) / seen, confusion)

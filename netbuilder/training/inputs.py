@@ -1,0 +1,89 @@
+"""The batches a spec is trained and tested on: its dataset split in memory, checked against
+the spec, with the normalisation resolved and the transforms the spec's input needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data.catalog import dataset_info, resolve_data_dir
+from ..data.loader import BatchLoader, ImageDataset
+from ..data.sources import load_dataset
+from ..data.transforms import BatchTransform
+from ..errors import NetbuilderError
+from ..spec import Spec
+from .config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Loaders:
+    train: BatchLoader
+    test: BatchLoader
+    classes: list[str]
+
+
+def load_split(spec: Spec, config: TrainConfig, train: bool, data_dir: str | Path | None,
+               progress: bool = True) -> ImageDataset:
+    """One split of the spec's dataset, checked to fit the spec."""
+    dataset = load_dataset(config.dataset, resolve_data_dir(data_dir), train, seed=config.seed,
+                           image_shape=spec.input_shape, progress=progress)
+    check_dataset_fits(spec, config.dataset, dataset)
+    return dataset
+
+
+def check_dataset_fits(spec: Spec, name: str, dataset: ImageDataset) -> None:
+    """The spec must predict the dataset's classes and read its channels."""
+    if spec.num_classes != dataset.num_classes:
+        raise NetbuilderError(f"spec '{spec.name}' has num_classes {spec.num_classes} but dataset "
+                              f"'{name}' has {dataset.num_classes} classes")
+    channels = spec.input_shape[0]
+    if dataset.channels not in (1, channels):
+        raise NetbuilderError(f"spec '{spec.name}' takes {channels} input channels but dataset "
+                              f"'{name}' has {dataset.channels}")
+
+
+def resolve_normalization(config: TrainConfig, train_set: ImageDataset) -> TrainConfig:
+    """The config with mean/std filled in where the spec left them out: the dataset's known
+    statistics, or (imagefolder) those of its training images. The run records the result."""
+    normalize = config.transforms.normalize
+    if normalize.mean is not None and normalize.std is not None:
+        return config
+    info = dataset_info(config.dataset)
+    if info.size:  # a catalogued dataset with known statistics
+        mean, std = [info.mean], [info.std]
+    else:
+        mean, std = train_set.statistics()
+    resolved = normalize.__class__(mean=normalize.mean or mean, std=normalize.std or std)
+    return config.replace(transforms=config.transforms.__class__(
+        normalize=resolved, augment=config.transforms.augment))
+
+
+def make_transform(spec: Spec, config: TrainConfig) -> BatchTransform:
+    """uint8 dataset batch -> what the spec's input layer expects: its size and channels."""
+    normal, augment = config.transforms.normalize, config.transforms.augment
+    if normal.mean is None or normal.std is None:
+        raise ValueError("resolve_normalization first")
+    return BatchTransform(size=spec.input_shape[1:], channels=spec.input_shape[0],
+                          mean=tuple(normal.mean), std=tuple(normal.std),
+                          rotation=augment.rotation, translate=augment.translate,
+                          scale=tuple(augment.scale))
+
+
+def make_loader(spec: Spec, config: TrainConfig, dataset: ImageDataset, train: bool,
+                device: torch.device) -> BatchLoader:
+    batch_size = config.batch_size if train else config.eval_batch_size
+    return BatchLoader(dataset, batch_size, transform=make_transform(spec, config), train=train,
+                       seed=config.seed, device=device)
+
+
+def prepare_data(spec: Spec, config: TrainConfig, data_dir: str | Path | None,
+                 device: torch.device, progress: bool = True) -> tuple[TrainConfig, Loaders]:
+    """Both splits on `device`, and the config with its normalisation resolved."""
+    train_set = load_split(spec, config, True, data_dir, progress)
+    test_set = load_split(spec, config, False, data_dir, progress)
+    config = resolve_normalization(config, train_set)
+    return config, Loaders(make_loader(spec, config, train_set, True, device),
+                           make_loader(spec, config, test_set, False, device),
+                           train_set.classes)

@@ -1,0 +1,333 @@
+"""A training run: its folder (locked while in use), checkpoints, exact resume, records, and
+`run_training`, which strings the steps together."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..checkpoint import (
+    BEST,
+    FORMAT_VERSION,
+    LAST,
+    capture_rng_state,
+    check_same_spec,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+    spec_fingerprint,
+)
+from ..compiler import compile_spec
+from ..errors import NetbuilderError
+from ..files import FolderLock, remove_stale_temp_files
+from ..formatting import format_table
+from ..records import (
+    RUNS_DIR,
+    plot_confusion,
+    plot_curves,
+    timestamp,
+    write_confusion_csv,
+    write_metrics,
+    write_spec_yaml,
+    write_text,
+)
+from ..spec import Spec
+from ..summary import summarize
+from .config import TrainConfig, check_config
+from .device import resolve_device
+from .evaluation import EvalStats
+from .inputs import prepare_data
+from .loop import Session, build_session, evaluate_test_split, run_epoch, warm_up_eval
+
+RESUME_FREE = ("compile", "eval_batch_size", "amp", "channels_last", "device")  # may change
+RUN_FILES = ("spec.yaml", "metrics.csv", "curves.png", LAST, BEST, "confusion.png",
+             "confusion.csv", "summary.txt")
+
+
+@dataclass
+class RunState:
+    """How far a run got; everything here goes into each checkpoint."""
+
+    epoch: int = 0  # last completed epoch
+    history: list[dict[str, Any]] = field(default_factory=list)  # metrics.csv rows
+    best_test_acc: float = -1.0
+    best_epoch: int = 0
+
+    def record(self, row: dict[str, Any]) -> bool:
+        """Add an epoch's row; True when its test accuracy is the best so far."""
+        self.history.append(row)
+        self.epoch = row["epoch"]
+        if row["test_acc"] > self.best_test_acc:
+            self.best_test_acc, self.best_epoch = row["test_acc"], row["epoch"]
+            return True
+        return False
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    epochs: int
+    history: list[dict[str, Any]]
+    best_test_acc: float
+    best_epoch: int
+    final: EvalStats
+    class_names: list[str]
+    device: str
+    config: TrainConfig  # as trained: normalisation resolved
+    compile_seconds: float | None  # first compiled eval batch + train step; None without
+
+    @property
+    def final_test_acc(self) -> float:
+        return self.final.accuracy
+
+
+# ---------------------------------------------------------------- run folder
+
+
+def default_run_dir(spec_name: str) -> Path:
+    """runs/<spec name>-<YYYYmmdd-HHMMSS>, the name made safe as a folder name: a spec named
+    `../../x` still writes under runs/."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec_name).strip("._-")[:64] or "run"
+    return RUNS_DIR / f"{safe}-{timestamp()}"
+
+
+def open_run_folder(run_dir: Path, resume: bool, overwrite: bool) -> FolderLock:
+    """Create and lock the run folder; clean what a killed run left; refuse to mix two runs."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NetbuilderError(f"--out {run_dir} is a file; expected a folder for the run")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NetbuilderError(f"cannot create the run folder {run_dir}: "
+                              f"{exc.strerror or exc}") from None
+    lock = FolderLock(run_dir)
+    lock.acquire()
+    try:
+        remove_stale_temp_files(run_dir)
+        present = [name for name in RUN_FILES if (run_dir / name).exists()]
+        if resume and not (run_dir / LAST).is_file():
+            raise NetbuilderError(f"nothing to resume in {run_dir}: {LAST} not found")
+        if present and not resume and not overwrite:
+            raise NetbuilderError(f"{run_dir} already holds a run ({', '.join(present)}); "
+                                  "continue it with --resume, replace it with --overwrite, "
+                                  "or choose another --out")
+        if overwrite and not resume:
+            for name in present:
+                (run_dir / name).unlink()
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+# ---------------------------------------------------------------- checkpoints and resume
+
+
+def checkpoint_payload(session: Session, state: RunState, spec_data: dict[str, Any],
+                       config: TrainConfig, classes: list[str]) -> dict[str, Any]:
+    """Plain data and tensors only, so `torch.load(weights_only=True)` reads it back."""
+    last = state.history[-1] if state.history else {}
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": session.model.state_dict(),
+        "optimizer": session.optimizer.state_dict(),
+        "scheduler": session.scheduler.state_dict(),
+        "scaler": session.scaler.state_dict() if session.scaler else None,
+        "epoch": state.epoch,
+        "train_acc": last.get("train_acc"),
+        "test_acc": last.get("test_acc"),
+        "best_test_acc": state.best_test_acc,
+        "best_epoch": state.best_epoch,
+        "history": copy.deepcopy(state.history),
+        "rng": {**capture_rng_state(),
+                "loader": {"seed": config.seed, "next_epoch": state.epoch + 1}},
+        "spec": spec_data,
+        "spec_name": spec_data["name"],
+        "fingerprint": spec_fingerprint(spec_data),
+        "train_config": config.to_dict(),
+        "class_names": list(classes),
+    }
+
+
+def check_same_training(payload: dict[str, Any], config: TrainConfig, path: Path) -> None:
+    """An exact resume needs the settings the run started with (schedules span all epochs)."""
+    stored, current = _flatten(payload["train_config"]), _flatten(config.to_dict())
+    for key, value in current.items():
+        if key.split(".")[0] not in RESUME_FREE and stored.get(key) != value:
+            raise NetbuilderError(
+                f"cannot resume {path}: train.{key} is {value!r} now but was "
+                f"{stored.get(key)!r} when the run started; resume with the same settings")
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def resume_state(run_dir: Path, session: Session, spec_data: dict[str, Any],
+                 config: TrainConfig) -> RunState:
+    """Load last.pt into the session and the global RNG; the run continues after its epoch."""
+    path = run_dir / LAST
+    payload = load_checkpoint(path, map_location="cpu")
+    check_same_spec(payload, spec_data, path)
+    check_same_training(payload, config, path)
+    try:
+        session.model.load_state_dict(payload["model"])
+        session.optimizer.load_state_dict(payload["optimizer"])
+        session.scheduler.load_state_dict(payload["scheduler"])
+        if session.scaler is not None and payload.get("scaler"):
+            session.scaler.load_state_dict(payload["scaler"])
+        restore_rng_state(payload["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise NetbuilderError(f"cannot resume from {path}: its state does not fit this run "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    return RunState(payload["epoch"], list(payload["history"]), payload["best_test_acc"],
+                    payload["best_epoch"])
+
+
+# ---------------------------------------------------------------- records
+
+
+class TensorBoard:
+    """Epoch scalars as TensorBoard events in the run folder, when the optional `tensorboard`
+    package is installed (`tensorboard --logdir runs/` then compares runs); else nothing."""
+
+    def __init__(self, run_dir: Path, first_epoch: int):
+        self.writer = None
+        if importlib.util.find_spec("tensorboard") is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step drops events a killed run wrote after its last checkpoint
+            self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=first_epoch)
+
+    def log(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        step = row["epoch"]
+        for split in ("train", "test"):
+            self.writer.add_scalar(f"loss/{split}", row[f"{split}_loss"], step)
+            self.writer.add_scalar(f"accuracy/{split}", row[f"{split}_acc"], step)
+        self.writer.add_scalar("lr", row["lr"], step)
+        self.writer.add_scalar("images_per_s", row["images_per_s"], step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """metrics.csv and curves.png, rewritten whole from the history (kept in the checkpoint):
+    a resumed run repairs them even if a kill came between last.pt and these files."""
+    write_metrics(run_dir / "metrics.csv", history)
+    if history:
+        plot_curves(run_dir / "curves.png", history)
+
+
+def save_epoch(run_dir: Path, payload: dict[str, Any], improved: bool,
+               history: list[dict[str, Any]]) -> None:
+    """best.pt (when improved), last.pt, then the records derived from the history."""
+    if improved:
+        save_checkpoint(run_dir / BEST, payload)
+    save_checkpoint(run_dir / LAST, payload)
+    write_history(run_dir, history)
+
+
+def finish_run(run_dir: Path, spec: Spec, state: RunState, final: EvalStats,
+               classes: list[str], details: dict[str, str]) -> None:
+    """Files written once at the end: confusion matrix (CSV and plot) and the summary."""
+    write_confusion_csv(run_dir / "confusion.csv", final.confusion, classes)
+    plot_confusion(run_dir / "confusion.png", final.confusion, classes)
+    model, plan = compile_spec(spec, device="meta")
+    lines = [format_table(summarize(model, plan, spec)), "",
+             *(f"{key}: {value}" for key, value in details.items())]
+    write_text(run_dir / "summary.txt", "\n".join(lines) + "\n")
+
+
+def run_details(state: RunState, final: EvalStats, config: TrainConfig,
+                session: Session) -> dict[str, str]:
+    details = {
+        "dataset": config.dataset,
+        "device": str(session.device),
+        "precision": str(session.amp_dtype or "float32").replace("torch.", ""),
+        "epochs": str(state.epoch),
+        "best test accuracy": f"{state.best_test_acc:.2%} (epoch {state.best_epoch})",
+        "final test accuracy": f"{final.accuracy:.2%}",
+    }
+    if session.warmup_seconds is not None:
+        details["compile warm-up"] = f"{session.warmup_seconds:.1f} s (excluded from metrics.csv)"
+    return details
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run_training(
+    spec: Spec,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    data_dir: str | Path | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """Train `spec` as its `train:` section says, writing checkpoints and records into the run
+    folder (default: runs/<name>-<time>), which stays locked against a second run meanwhile.
+
+    `resume` continues the run in `out_dir` from its last.pt; `overwrite` replaces a finished
+    or abandoned run there. `progress` shows a tqdm bar per epoch (one plain line per epoch
+    where stderr is not a terminal); `on_epoch` receives each epoch's row once it is saved.
+    """
+    config = spec.train
+    check_config(config, spec.input_shape[0])
+    run_dir = Path(out_dir) if out_dir is not None else default_run_dir(spec.name)
+    device = resolve_device(config.device)
+    lock = open_run_folder(run_dir, resume, overwrite)
+    try:
+        return _train(spec, config, run_dir, device, resume, data_dir, progress, on_epoch)
+    finally:
+        lock.release()
+
+
+def _train(spec: Spec, config: TrainConfig, run_dir: Path, device: torch.device, resume: bool,
+           data_dir: str | Path | None, progress: bool,
+           on_epoch: Callable[[dict[str, Any]], None] | None) -> RunResult:
+    config, loaders = prepare_data(spec, config, data_dir, device, progress)
+    session = build_session(spec, config, device, len(loaders.train))
+    spec_data = copy.deepcopy(spec.document.data) | {"train": config.to_dict()}
+    state = resume_state(run_dir, session, spec_data, config) if resume else RunState()
+    write_history(run_dir, state.history)
+    write_spec_yaml(run_dir / "spec.yaml", spec_data)
+    if session.compiled:
+        session.warmup_seconds = warm_up_eval(session, loaders.test)
+    board = TensorBoard(run_dir, state.epoch + 1)
+    final = None
+    try:
+        for epoch in range(state.epoch + 1, config.epochs + 1):
+            row, final = run_epoch(session, loaders, epoch, config, spec.num_classes, progress)
+            improved = state.record(row)
+            payload = checkpoint_payload(session, state, spec_data, config, loaders.classes)
+            save_epoch(run_dir, payload, improved, state.history)
+            board.log(row)
+            if on_epoch is not None:
+                on_epoch(row)
+    finally:
+        board.close()
+    if final is None:  # resumed a finished run: nothing trained, test the weights once more
+        final = evaluate_test_split(session, loaders.test, spec.num_classes)
+    finish_run(run_dir, spec, state, final, loaders.classes,
+               run_details(state, final, config, session))
+    return RunResult(run_dir, state.epoch, state.history, state.best_test_acc, state.best_epoch,
+                     final, loaders.classes, str(device), config, session.warmup_seconds)
