@@ -1,0 +1,83 @@
+"""The datasets netbuilder knows, as plain data (no torch: the train config names them).
+
+The MNIST family is read from torchvision's folder layout; `synthetic` is generated; for
+`imagefolder` the classes, channels and statistics come from the user's folder of images.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from ..errors import NetbuilderError
+
+DATA_ENV = "NETBUILDER_DATA"
+SHARED_DATA_DIR = Path("..") / "shared" / "data"  # the dev checkout's sibling folder
+DEFAULT_DATA_DIR = Path("data")
+IDX_FILES = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset before seeing it."""
+
+    name: str
+    folder: str | None  # torchvision's folder name under the data root; None when not IDX files
+    num_classes: int = 10
+    channels: int = 1
+    size: int = 28  # images are size x size
+    mean: float = 0.5  # training-set pixel mean in [0, 1], the default normalisation
+    std: float = 0.5
+    classes: tuple[str, ...] = ()  # class names; empty: the class indices
+
+    def expected_files(self, train: bool) -> list[str]:
+        """Paths relative to the data root of one split's IDX files."""
+        if self.folder is None:
+            return []
+        return [f"{self.folder}/raw/{name}" for name in IDX_FILES[train]]
+
+    def class_names(self) -> list[str]:
+        return list(self.classes) or [str(index) for index in range(self.num_classes)]
+
+
+FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+           "Bag", "Ankle boot")
+KMNIST = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
+DATASETS: Mapping[str, DatasetInfo] = MappingProxyType({  # read-only: not a registry
+    info.name: info for info in (
+        DatasetInfo("mnist", "MNIST", mean=0.1307, std=0.3081),
+        DatasetInfo("fashion_mnist", "FashionMNIST", mean=0.2860, std=0.3530, classes=FASHION),
+        DatasetInfo("kmnist", "KMNIST", mean=0.1918, std=0.3483, classes=KMNIST),
+        DatasetInfo("synthetic", None, mean=0.114, std=0.155),
+        DatasetInfo("imagefolder", None, num_classes=0, channels=0, size=0),
+    )
+})
+DATASET_NAMES = tuple(DATASETS)
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Metadata for `name`; an unknown name is an error listing the known ones."""
+    if name in DATASETS:
+        return DATASETS[name]
+    close = difflib.get_close_matches(name, DATASET_NAMES, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise NetbuilderError(f"unknown dataset {name!r}; known datasets: "
+                          f"{', '.join(sorted(DATASET_NAMES))}{hint}")
+
+
+def resolve_data_dir(cli_value: str | Path | None) -> Path:
+    """Pick the data root: --data-dir, else $NETBUILDER_DATA, else ../shared/data, else ./data."""
+    if cli_value:
+        return Path(cli_value).expanduser()
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    if SHARED_DATA_DIR.is_dir():
+        return SHARED_DATA_DIR
+    return DEFAULT_DATA_DIR
