@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .document import load_spec
 from .errors import NetbuilderError
 from .registry import BLOCKS, Arg, Block, Window, register
 from .schema import spec_schema, validate
-from .spec import Spec, apply_overrides, load_spec
+from .spec import Spec, apply_overrides
 
 __all__ = [
     "BLOCKS", "Arg", "Block", "NetbuilderError", "Spec", "Window", "build_model", "compile_spec",

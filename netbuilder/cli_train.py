@@ -7,21 +7,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
 from . import read_spec
 from .errors import NetbuilderError
-from .training.config import DEVICES
-
-TRAIN_FLAGS = {  # dedicated flag -> the spec key it overrides
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "lr": "train.optimizer.lr",
-    "seed": "train.seed",
-    "device": "train.device",
-}
+from .training.config import DEVICES, FLAG_FIELDS, field_declaration
 
 
 def register_commands(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]
@@ -35,11 +27,8 @@ def register_commands(sub: Any, add_set_option: Callable[[argparse.ArgumentParse
 def _add_train(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]) -> None:
     train = sub.add_parser("train", help="train a spec on its dataset; writes a run folder")
     train.add_argument("spec")
-    train.add_argument("--epochs", type=int, help="override train.epochs")
-    train.add_argument("--batch-size", type=int, help="override train.batch_size")
-    train.add_argument("--lr", type=float, help="override train.optimizer.lr")
-    train.add_argument("--seed", type=int, help="override train.seed")
-    train.add_argument("--device", choices=DEVICES, help="override train.device")
+    for path in FLAG_FIELDS:
+        _add_field_flag(train, path)
     train.add_argument("--out", metavar="DIR",
                        help="run folder (default: runs/<spec name>-<YYYYmmdd-HHMMSS>)")
     train.add_argument("--resume", metavar="RUN_DIR",
@@ -53,6 +42,20 @@ def _add_train(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], Non
                        help="no progress bar; print one plain line per epoch")
     add_set_option(train)
     train.set_defaults(handler=cmd_train)
+
+
+def _add_field_flag(parser: argparse.ArgumentParser, path: str) -> None:
+    """`--batch-size` for train.batch_size: type, choices and help from the config field."""
+    kind, arg = field_declaration(path)
+    name = path.split(".")[-1]
+    options: dict[str, Any] = {"choices": list(get_args(kind))} if get_origin(kind) is Literal \
+        else {"type": kind, "metavar": name.upper()}
+    parser.add_argument(f"--{name.replace('_', '-')}", dest=_flag_dest(path),
+                        help=f"{arg.doc} (sets train.{path})", **options)
+
+
+def _flag_dest(path: str) -> str:
+    return "train_" + path.replace(".", "_")
 
 
 def _add_eval(sub: Any) -> None:
@@ -80,10 +83,10 @@ def yaml_scalar(value: object) -> str:
 def train_overrides(args: argparse.Namespace) -> list[str]:
     """`--set` assignments first, then the dedicated flags, which win."""
     overrides = list(args.set)
-    for attribute, key in TRAIN_FLAGS.items():
-        value = getattr(args, attribute)
+    for path in FLAG_FIELDS:
+        value = getattr(args, _flag_dest(path))
         if value is not None:
-            overrides.append(f"{key}={yaml_scalar(value)}")
+            overrides.append(f"train.{path}={yaml_scalar(value)}")
     if args.compile:
         overrides.append("train.compile=true")
     return overrides

@@ -17,9 +17,10 @@ from torch import Tensor, nn
 from .checkpoint import check_fingerprint, load_checkpoint
 from .compiler import build_model
 from .data.images import read_image
+from .document import SpecDocument
 from .errors import NetbuilderError, SpecErrors
 from .schema import validate
-from .spec import Spec, SpecDocument
+from .spec import Spec
 from .training.config import TrainConfig
 from .training.device import autocast_dtype, resolve_device
 from .training.evaluation import evaluate_model, to_probabilities

@@ -12,10 +12,11 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import jsonschema
 
+from .document import PathKey, SpecDocument
 from .errors import NetbuilderError, raise_if_any
 from .limits import MAX_INTEGER, MAX_LAYERS
 from .registry import BLOCKS, NUM_CLASSES, Arg, BlockDef, Param, Registry
-from .spec import PathKey, Spec, SpecDocument, check_layers, interpret, layer_name_at
+from .spec import Spec, check_layers, interpret, layer_name_at
 from .training.config import TrainConfig, is_optional, unwrap
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

@@ -6,10 +6,10 @@ import torch
 import netbuilder
 from conftest import ROOT, SPECS, compile_layers
 from netbuilder.compiler import compile_spec, resolve_args
+from netbuilder.document import parse_spec
 from netbuilder.errors import NetbuilderError
 from netbuilder.registry import BLOCKS
 from netbuilder.schema import validate
-from netbuilder.spec import parse_spec
 
 # The seed projects' published parameter counts: the specs must reproduce them exactly.
 SEED_PARAMS = {

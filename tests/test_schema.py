@@ -5,9 +5,9 @@ import pytest
 
 import netbuilder
 from conftest import SPECS
+from netbuilder.document import load_spec
 from netbuilder.registry import BLOCKS
 from netbuilder.schema import param_schema, spec_schema
-from netbuilder.spec import load_spec
 from netbuilder.training.config import TrainConfig
 
 

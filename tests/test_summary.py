@@ -22,10 +22,11 @@ import torch
 
 from conftest import compile_layers
 from netbuilder import compile_spec, read_spec
+from netbuilder.document import parse_spec
 from netbuilder.errors import NetbuilderError
 from netbuilder.formatting import format_json, format_table
 from netbuilder.schema import validate
-from netbuilder.spec import Spec, parse_spec
+from netbuilder.spec import Spec
 from netbuilder.summary import Summary, summarize, trace_forward
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

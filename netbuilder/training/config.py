@@ -18,6 +18,8 @@ from ..errors import NetbuilderError
 from ..registry import Arg
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+RESUME_FREE = ("compile", "eval_batch_size", "amp", "channels_last", "device")  # how, not what
+FLAG_FIELDS = ("epochs", "batch_size", "optimizer.lr", "seed", "device")  # `train --epochs` etc.
 AMP_MODES = ("auto", "none", "bf16", "fp16")
 Dataset = Literal[DATASET_NAMES]  # type: ignore[valid-type]
 Device = Literal[DEVICES]  # type: ignore[valid-type]
@@ -133,6 +135,17 @@ def from_data(cls: type, data: dict[str, Any]) -> Any:
         else:
             values[item.name] = value
     return cls(**values)
+
+
+def field_declaration(path: str, cls: type = TrainConfig) -> tuple[Any, Arg]:
+    """(type, Arg) of a dotted field path such as 'optimizer.lr'."""
+    head, _, rest = path.partition(".")
+    kind, arg = unwrap(get_type_hints(cls, include_extras=True)[head])
+    if rest:
+        return field_declaration(rest, kind)
+    if arg is None:
+        raise KeyError(path)
+    return kind, arg
 
 
 def unwrap(hint: Any) -> tuple[Any, Arg | None]:

@@ -40,13 +40,12 @@ from ..records import (
 )
 from ..spec import Spec
 from ..summary import summarize
-from .config import TrainConfig, check_config
+from .config import RESUME_FREE, TrainConfig, check_config
 from .device import resolve_device
 from .evaluation import EvalStats
 from .inputs import prepare_data
 from .loop import Session, build_session, evaluate_test_split, run_epoch, warm_up_eval
 
-RESUME_FREE = ("compile", "eval_batch_size", "amp", "channels_last", "device")  # may change
 RUN_FILES = ("spec.yaml", "metrics.csv", "curves.png", LAST, BEST, "confusion.png",
              "confusion.csv", "summary.txt")
 
@@ -262,7 +261,7 @@ def run_details(state: RunState, final: EvalStats, config: TrainConfig,
         "dataset": config.dataset,
         "device": str(session.device),
         "precision": str(session.amp_dtype or "float32").replace("torch.", ""),
-        "epochs": str(state.epoch),
+        "epochs trained": str(state.epoch),
         "best test accuracy": f"{state.best_test_acc:.2%} (epoch {state.best_epoch})",
         "final test accuracy": f"{final.accuracy:.2%}",
     }
