@@ -42,6 +42,28 @@ EXPECTED = {
                                    "'kernel_size'?"),
     "wrong_type.yaml": ("5:42", "(conv1).kernel_size: expected an integer, got 'three'"),
     "zero_input_size.yaml": ("2:28", "input.size: expected an integer >= 1 or a list of 2"),
+    # the whole network (checks.py): one score per class, one probability head
+    "wrong_output_shape.yaml": ("6:5", "(gap1): the model outputs 16 values per image but "
+                                       "num_classes is 10"),
+    "double_log_softmax.yaml": ("9:5", "(log_softmax2): log_softmax after log_softmax "
+                                       "'log_softmax1'"),
+    # what torch would refuse only with a traceback
+    "groups_not_dividing.yaml": ("5:5", "groups 2 must divide both the input channels (3) and "
+                                        "out_channels (10)"),
+    "pool_padding.yaml": ("5:5", "padding 2 is more than half the kernel size 3"),
+    "whole_number_float.yaml": ("2:28", "input.size: expected an integer >= 1 or a list of 2 "
+                                        "integers, got 28.0"),
+    "nan_learning_rate.yaml": ("8:19", "train.optimizer.lr: expected a finite number, got nan"),
+    "huge_integer.yaml": ("5:26", "1000000000000 is larger than the largest integer a spec "
+                                  "may hold"),
+    # sizes: refused before anything is allocated (limits.py)
+    "giant_weights.yaml": ("6:5", "the model has 90,010,100,010 parameters"),
+    "giant_input.yaml": ("5:5", "one image's layer outputs take 38,875.1 MB as float32; the "
+                                "limit is 1,024.0 MB"),
+    "recursive_alias.yaml": ("4:9", "a YAML alias refers to a value that contains it"),
+    "deep_nesting.yaml": ("6:45", "the spec nests deeper than 32 levels"),
+    "alias_bomb.yaml": (None, "the spec holds 490,329,084 values once its YAML aliases are "
+                              "expanded; the limit is 100,000"),
 }
 
 
@@ -59,7 +81,8 @@ def test_bad_spec_is_one_located_line(run_cli, name: str, command: str):
     assert result.code == 2
     lines = result.err.strip().splitlines()
     assert len(lines) == 1, result.err
-    assert lines[0].startswith(f"{path}:{position}: error: ")
+    where = f"{path}:{position}" if position else str(path)
+    assert lines[0].startswith(f"{where}: error: ")
     assert message in lines[0]
     assert "Traceback" not in result.err
 
