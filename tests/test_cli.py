@@ -122,3 +122,15 @@ def test_readme_quotes_the_generated_results():
     table = "\n".join(line for line in results.read_text().splitlines() if line.startswith("|"))
     readme = (ROOT / "README.md").read_text()
     assert f"-->\n{table}\n<!-- results:end -->" in readme, "run `make reproduce`"
+
+
+def test_readme_states_every_limit():
+    """The README's Limits table quotes netbuilder/limits.py; a changed limit must show there."""
+    from netbuilder import limits
+
+    section = (ROOT / "README.md").read_text().split("## Limits")[1].split("\n## ")[0]
+    for value in (limits.MAX_SPEC_BYTES, limits.MAX_YAML_DEPTH, limits.MAX_YAML_NODES,
+                  limits.MAX_LAYERS, limits.MAX_INTEGER, limits.MAX_IMAGE_PIXELS):
+        assert f"{value:,}" in section or str(value) in section, value
+    for size in (limits.MAX_WEIGHT_BYTES, limits.MAX_ACTIVATION_BYTES):
+        assert f"{size / 2**20:,.0f} MB" in section
