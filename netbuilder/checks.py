@@ -19,24 +19,35 @@ PROBABILITY_HEADS = ("softmax", "log_softmax")
 
 def check_plan(plan: list[PlannedNode], input_shape: Shape, num_classes: int) -> None:
     """Every problem of the network as a whole, raised together."""
-    raise_if_any([*head_errors(plan), *output_errors(plan, num_classes),
+    raise_if_any([*unused_errors(plan), *head_errors(plan), *output_errors(plan, num_classes),
                   *size_errors(plan, input_shape)])
+
+
+def unused_errors(plan: list[PlannedNode]) -> list[NetbuilderError]:
+    """A layer nobody reads (and that is not the output) is a branch left hanging."""
+    read = {source for planned in plan for source in planned.node.inputs}
+    return [NetbuilderError(f"the output of '{planned.node.name}' is never used; the model's "
+                            "output is the last layer's, so connect it with `from:` or remove it",
+                            planned.node.location, planned.node.where)
+            for planned in plan[:-1] if planned.node.name not in read]
 
 
 def head_errors(plan: list[PlannedNode]) -> list[NetbuilderError]:
     """softmax or log_softmax applied to what already is (log-)probabilities."""
-    errors, head = [], None
+    errors = []
+    heads: dict[str, PlannedNode] = {}  # layer -> the probability head its output comes from
     for planned in plan:
         block = planned.node.block
+        head = heads.get(planned.node.inputs[0]) if len(planned.node.inputs) == 1 else None
         if block in PROBABILITY_HEADS and head is not None:
             errors.append(NetbuilderError(
                 f"{block} after {head.node.block} '{head.node.name}': its input already is "
                 "(log-)probabilities; keep one of them", planned.node.location,
                 planned.node.where))
         if block in PROBABILITY_HEADS:
-            head = planned
-        elif block not in PASSIVE_BLOCKS:
-            head = None
+            heads[planned.node.name] = planned
+        elif block in PASSIVE_BLOCKS and head is not None:
+            heads[planned.node.name] = head
     return errors
 
 

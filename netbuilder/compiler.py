@@ -1,29 +1,28 @@
-"""Spec -> nn.Module in two passes over a list of nodes with named outputs:
-shape inference (which builds each block and checks its shapes), then assembly.
+"""Spec -> nn.Module in three steps over a list of nodes with named inputs: graph resolution
+(`from:` to layer names), shape inference (which builds each block and checks its shapes), then
+assembly: an nn.Sequential for a straight stack, a torch.fx GraphModule for a graph.
 
 Every spec is first planned on the meta device, where modules have shapes but no storage: the
 whole-network checks (`checks`) and the size limits cost no memory, and a refused spec never
 allocates its weights. Only a caller that needs real weights pays for a second, real build.
-
-Every node names its inputs, so graph edges (residual `add`, branching `concat`) slot in later
-without changing either pass; today the spec language writes straight stacks only.
+Layers read only earlier layers, so a graph is acyclic by construction.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import difflib
+from collections import Counter, OrderedDict
 from contextlib import nullcontext
 from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
 
-from . import blocks as _builtin_blocks  # noqa: F401  (registers the built-in blocks)
 from .checks import check_plan
 from .errors import NetbuilderError
 from .plan import INPUT, Node, PlannedNode
-from .registry import BLOCKS, NUM_CLASSES, BlockDef, Registry, Shape
-from .spec import Spec
+from .registry import BLOCKS, NUM_CLASSES, Block, BlockDef, Registry, Shape
+from .spec import LayerSpec, Spec
 
 META = torch.device("meta")
 
@@ -36,15 +35,50 @@ class SpecModel(nn.Sequential):
         self.spec_name = name
 
 
+# ---------------------------------------------------------------- graph resolution
+
+
 def to_nodes(spec: Spec) -> list[Node]:
-    """The spec's layers as graph nodes; each reads the previous one's output."""
-    nodes, previous = [], INPUT
-    for layer in spec.layers:
-        where = f"layers[{layer.index}] ({layer.name})"
-        nodes.append(Node(layer.name, layer.block, layer.params, (previous,), layer.location,
-                          where))
-        previous = layer.name
-    return nodes
+    """The spec's layers as graph nodes, each naming the layers (or 'input') it reads."""
+    names = [layer.name for layer in spec.layers]
+    return [Node(layer.name, layer.block, layer.params,
+                 resolve_sources(layer, names), layer.location,
+                 f"layers[{layer.index}] ({layer.name})")
+            for layer in spec.layers]
+
+
+def resolve_sources(layer: LayerSpec, names: list[str]) -> tuple[str, ...]:
+    """`from:` as layer names: a name, 'input', or -k for the k-th layer before this one."""
+    where = f"layers[{layer.index}] ({layer.name}).from"
+    resolved = []
+    for source in layer.sources or (-1,):
+        if isinstance(source, int):
+            target = layer.index + source
+            if target < -1:
+                raise NetbuilderError(f"{source} reaches before the input (this is "
+                                      f"layers[{layer.index}])", layer.sources_location, where)
+            resolved.append(INPUT if target == -1 else names[target])
+        elif source == INPUT:
+            resolved.append(INPUT)
+        elif source == layer.name:
+            raise NetbuilderError(f"a layer cannot read its own output ('{source}'): that "
+                                  "would be a cycle", layer.sources_location, where)
+        elif source not in names:
+            close = difflib.get_close_matches(source, [*names, INPUT], n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise NetbuilderError(f"unknown layer '{source}'{hint}", layer.sources_location,
+                                  where)
+        elif names.index(source) > layer.index:
+            raise NetbuilderError(
+                f"'{source}' comes later (layers[{names.index(source)}]); a layer reads only "
+                "earlier layers, which keeps the graph free of cycles", layer.sources_location,
+                where)
+        else:
+            resolved.append(source)
+    return tuple(resolved)
+
+
+# ---------------------------------------------------------------- shape inference
 
 
 def resolve_args(
@@ -67,28 +101,38 @@ def infer_shapes(
     nodes: list[Node], input_shape: Shape, spec: Spec, registry: Registry[BlockDef] = BLOCKS,
     device: torch.device | str | None = None,
 ) -> list[PlannedNode]:
-    """Build every node in order on `device`, checking that each fits the shape it receives."""
+    """Build every node in order on `device`, checking that each fits the shapes it receives."""
     shapes: dict[str, Shape] = {INPUT: input_shape}
     plan = []
     with torch.device(device) if device is not None else nullcontext():
         for node in nodes:
             try:
                 definition = registry.get(node.block)
-                (source,) = node.inputs  # one input until merge blocks exist
                 args = resolve_args(definition, node.params, spec.num_classes,
                                     spec.width_multiplier)
-                block = build_block(definition, shapes[source], args)
+                block = build_block(definition, node, shapes, args)
             except NetbuilderError as error:
                 raise error.with_context(node.location, node.where) from None
             shapes[node.name] = block.shape
-            plan.append(PlannedNode(node, definition, args, shapes[source], block))
+            plan.append(PlannedNode(node, definition, args,
+                                    tuple(shapes[s] for s in node.inputs), block))
     return plan
 
 
-def build_block(definition: BlockDef, in_shape: Shape, args: dict[str, Any]) -> Any:
-    """Run a builder; torch's argument errors from inside it name the block, not a traceback."""
+def build_block(definition: BlockDef, node: Node, shapes: dict[str, Shape],
+                args: dict[str, Any]) -> Block:
+    """Run a builder on the shapes the node reads; torch's argument errors from inside it name
+    the block, not a traceback."""
+    if definition.merge and len(node.inputs) < 2:
+        raise NetbuilderError(f"{definition.name} merges two or more layers; list them with "
+                              "from: [a, b]")
+    if not definition.merge and len(node.inputs) > 1:
+        raise NetbuilderError(f"{definition.name} reads one layer but from: names "
+                              f"{len(node.inputs)}; merge them first with add or concat")
+    inputs: Any = ({source: shapes[source] for source in node.inputs} if definition.merge
+                   else shapes[node.inputs[0]])
     try:
-        return definition.build(in_shape, args)
+        return definition.build(inputs, args)
     except NetbuilderError:
         raise
     except (ValueError, TypeError, RuntimeError) as exc:
@@ -97,13 +141,53 @@ def build_block(definition: BlockDef, in_shape: Shape, args: dict[str, Any]) -> 
                               f"parameters: {first}") from None
 
 
-def assemble(name: str, plan: list[PlannedNode]) -> SpecModel:
-    return SpecModel(name, OrderedDict((p.node.name, p.block.module) for p in plan))
+# ---------------------------------------------------------------- assembly
+
+
+def is_straight(plan: list[PlannedNode]) -> bool:
+    """Every layer reads the one before it (the first reads the input)."""
+    previous = INPUT
+    for planned in plan:
+        if planned.node.inputs != (previous,):
+            return False
+        previous = planned.node.name
+    return True
+
+
+def assemble(name: str, plan: list[PlannedNode]) -> nn.Module:
+    """nn.Sequential for a straight stack; otherwise an fx GraphModule whose `code` is a
+    readable forward. Either way the layer names are the module names (state_dict keys)."""
+    if is_straight(plan):
+        return SpecModel(name, OrderedDict((p.node.name, p.block.module) for p in plan))
+    no_inplace_on_shared_inputs(plan)
+    root = nn.Module()
+    graph = fx.Graph()
+    values = {INPUT: graph.placeholder("x")}
+    for planned in plan:
+        root.add_module(planned.node.name, planned.block.module)
+        values[planned.node.name] = graph.call_module(
+            planned.node.name, tuple(values[source] for source in planned.node.inputs))
+    graph.output(values[plan[-1].node.name])
+    model = fx.GraphModule(root, graph, class_name="SpecGraph")
+    model.spec_name = name
+    return model
+
+
+def no_inplace_on_shared_inputs(plan: list[PlannedNode]) -> None:
+    """A layer whose input another layer also reads must not overwrite it: the in-place flag of
+    its first module (a stand-alone ReLU, say) is turned off."""
+    readers = Counter(source for planned in plan for source in planned.node.inputs)
+    for planned in plan:
+        if any(readers[source] > 1 for source in planned.node.inputs):
+            first = next((m for m in planned.block.module.modules()
+                          if next(m.children(), None) is None), None)
+            if getattr(first, "inplace", False):
+                first.inplace = False
 
 
 def compile_spec(
     spec: Spec, registry: Registry[BlockDef] = BLOCKS, device: torch.device | str | None = None
-) -> tuple[SpecModel, list[PlannedNode]]:
+) -> tuple[nn.Module, list[PlannedNode]]:
     """The model and its plan (per-layer shapes and windows, used by the summary).
 
     The plan is checked on the meta device first; `device="meta"` returns that storage-free
@@ -117,6 +201,6 @@ def compile_spec(
     return assemble(spec.name, plan), plan
 
 
-def build_model(spec: Spec, registry: Registry[BlockDef] = BLOCKS) -> SpecModel:
+def build_model(spec: Spec, registry: Registry[BlockDef] = BLOCKS) -> nn.Module:
     """The model with real, initialised weights (after the meta-device checks)."""
     return compile_spec(spec, registry)[0]

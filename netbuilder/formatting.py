@@ -22,7 +22,7 @@ def format_table(summary: Summary) -> str:
     sections = [
         f"{summary.name}: input {format_shape(summary.input_shape)} -> output "
         f"{format_shape(summary.output_shape)}",
-        layer_table(summary.layers),
+        layer_table(summary.layers, with_inputs=summary.is_graph),
         totals_lines(summary),
         memory_lines(summary),
         receptive_field_section(summary),
@@ -35,11 +35,21 @@ def format_shape(shape: Shape | None) -> str:
     return "-" if shape is None else str(list(shape))
 
 
-def layer_table(rows: tuple[LayerRow, ...]) -> str:
+def layer_table(rows: tuple[LayerRow, ...], with_inputs: bool = False) -> str:
+    """One row per layer; a graph adds the layers each one reads (blank for a layer that reads
+    the one above it, or for a module inside a block)."""
     body = [(r.name, r.type, format_shape(r.output_shape), f"{r.params:,}", f"{r.macs:,}")
             for r in rows]
-    return tabulate(body, headers=LAYER_HEADERS, tablefmt=TABLE_FORMAT, colalign=LAYER_ALIGN,
-                    disable_numparse=True)
+    if not with_inputs:
+        return tabulate(body, headers=LAYER_HEADERS, tablefmt=TABLE_FORMAT,
+                        colalign=LAYER_ALIGN, disable_numparse=True)
+    previous = [r.name for r in rows if r.depth == 1]
+    above = dict(zip(previous, ["input", *previous[:-1]], strict=True))
+    inputs = [", ".join(r.inputs) if r.depth == 1 and r.inputs != (above[r.name],) else ""
+              for r in rows]
+    return tabulate([(*line, reads) for line, reads in zip(body, inputs, strict=True)],
+                    headers=(*LAYER_HEADERS, "Inputs"), tablefmt=TABLE_FORMAT,
+                    colalign=(*LAYER_ALIGN, "left"), disable_numparse=True)
 
 
 def totals_lines(summary: Summary) -> str:
@@ -98,6 +108,7 @@ def summary_to_dict(summary: Summary) -> dict[str, Any]:
         "memory_mb": {"input": memory.input, "forward_backward": memory.forward_backward,
                       "params": memory.params, "total": memory.total},
         "layers": [layer_to_dict(row) for row in summary.layers],
+        "edges": [list(edge) for edge in summary.edges],
         "receptive_field": [receptive_row_to_dict(row) for row in summary.receptive_field],
         "final_receptive_field": summary.final_receptive_field,
     }
@@ -112,6 +123,7 @@ def layer_to_dict(row: LayerRow) -> dict[str, Any]:
         "trainable_params": row.trainable_params,
         "macs": row.macs,
         "depth": row.depth,
+        "inputs": list(row.inputs),
     }
 
 

@@ -11,8 +11,9 @@ from typing import Any
 
 from .errors import Location
 from .registry import Block, BlockDef, Shape
+from .spec import INPUT
 
-INPUT = "input"  # the name under which the model's input is available to nodes
+__all__ = ["INPUT", "Node", "PlannedNode"]
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,13 @@ class PlannedNode:
     node: Node
     definition: BlockDef
     args: dict[str, Any]
-    in_shape: Shape
+    in_shapes: tuple[Shape, ...]  # one per input, in `node.inputs` order
     block: Block
+
+    @property
+    def in_shape(self) -> Shape:
+        """The (first) input's shape."""
+        return self.in_shapes[0]
 
     @property
     def out_shape(self) -> Shape:

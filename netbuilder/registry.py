@@ -142,29 +142,35 @@ class BlockDef:
     builder: Builder
     doc: str
     params: tuple[Param, ...]
+    merge: bool = False  # takes several inputs: its builder gets {layer name: shape}
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
 
-    def build(self, in_shape: Shape, args: dict[str, Any]) -> Block:
-        return self.builder(in_shape, **args)
+    def build(self, inputs: Shape | dict[str, Shape], args: dict[str, Any]) -> Block:
+        return self.builder(inputs, **args)
 
 
 BLOCKS: Registry[BlockDef] = Registry("block", builtins="netbuilder.blocks")
 
 
-def register(name: str, registry: Registry[BlockDef] = BLOCKS) -> Callable[[Builder], Builder]:
-    """Decorator: `@register("fire")` on `def fire(in_shape, squeeze: Annotated[...]) -> Block`."""
+def register(name: str, registry: Registry[BlockDef] = BLOCKS, *,
+             merge: bool = False) -> Callable[[Builder], Builder]:
+    """Decorator: `@register("fire")` on `def fire(in_shape, squeeze: Annotated[...]) -> Block`.
+
+    A merge block (`merge=True`, such as `add`) reads several layers: its builder's first
+    argument is then {input layer name: shape}, in the order the spec's `from:` lists them.
+    """
 
     def decorate(builder: Builder) -> Builder:
-        definition = describe_builder(name, builder)
+        definition = describe_builder(name, builder, merge)
         registry.add(name, definition, f"{builder.__module__}.{builder.__qualname__}")
         return builder
 
     return decorate
 
 
-def describe_builder(name: str, builder: Builder) -> BlockDef:
+def describe_builder(name: str, builder: Builder, merge: bool = False) -> BlockDef:
     """Read a builder's parameters from its signature; refuse undocumented ones."""
     hints = typing.get_type_hints(builder, include_extras=True)
     signature = inspect.signature(builder)
@@ -180,4 +186,4 @@ def describe_builder(name: str, builder: Builder) -> BlockDef:
             )
         params.append(Param(parameter.name, get_args(hint)[0], metadata[0], parameter.default))
     doc = inspect.getdoc(builder) or ""
-    return BlockDef(name, builder, doc.split("\n\n")[0].replace("\n", " "), tuple(params))
+    return BlockDef(name, builder, doc.split("\n\n")[0].replace("\n", " "), tuple(params), merge)

@@ -17,7 +17,7 @@ from .errors import NetbuilderError, raise_if_any
 from .limits import MAX_INTEGER, MAX_LAYERS
 from .registry import BLOCKS, NUM_CLASSES, Arg, BlockDef, Param, Registry
 from .spec import Spec, check_layers, interpret, layer_name_at
-from .training.config import TrainConfig, is_optional, unwrap
+from .training.config import TrainConfig, is_union, unwrap
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 LAYER_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
@@ -39,15 +39,17 @@ def _object(properties: dict[str, dict], doc: str, required: list[str] | None = 
 def value_schema(kind: Any, arg: Arg) -> dict[str, Any]:
     """JSON Schema of one declared value (block parameter or config field) from its type and
     Arg: int/float/bool/str, Literal choices, lists and fixed-size tuples, `X | None`."""
-    if is_optional(kind):
-        inner = next(t for t in get_args(kind) if t is not type(None))
-        return {"anyOf": [value_schema(inner, arg), {"type": "null"}]}
+    if is_union(kind):
+        return {"anyOf": [{"type": "null"} if member is type(None) else value_schema(member, arg)
+                          for member in get_args(kind)]}
     if get_origin(kind) is Literal:
         return {"enum": list(get_args(kind))}
     if get_origin(kind) in (list, tuple):
-        schema: dict[str, Any] = {"type": "array",
-                                  "items": value_schema(get_args(kind)[0], arg)}
-        for key, value in (("minItems", arg.min_items), ("maxItems", arg.max_items)):
+        members = get_args(kind)
+        schema: dict[str, Any] = {"type": "array", "items": value_schema(members[0], arg)}
+        fixed = len(members) if get_origin(kind) is tuple and Ellipsis not in members else None
+        for key, value in (("minItems", arg.min_items or fixed),
+                           ("maxItems", arg.max_items or fixed)):
             if value is not None:
                 schema[key] = value
         return schema
@@ -101,9 +103,14 @@ def block_schema(block: BlockDef) -> dict[str, Any]:
 
 def spec_schema(registry: Registry[BlockDef] = BLOCKS) -> dict[str, Any]:
     """The whole spec's schema; regenerated from the registry so plugins are covered."""
+    source = {"anyOf": [{"type": "string", "pattern": LAYER_NAME_PATTERN},
+                        {"type": "integer", "maximum": -1}]}
     layer_properties: dict[str, Any] = {
         "name": {"type": "string", "pattern": LAYER_NAME_PATTERN,
                  "description": "layer name (default: block name + running number)"},
+        "from": {"anyOf": [source, {"type": "array", "items": source, "minItems": 1}],
+                 "description": "the layer(s) this one reads: a name, 'input', a relative "
+                                "index (-1 is the previous layer, the default) or a list"},
     }
     layer_properties |= {b.name: {"$ref": f"#/$defs/block.{b.name}"} for b in registry}
     return {

@@ -89,6 +89,8 @@ class LayerSpec:
     block: str
     params: dict[str, Any]
     location: Location
+    sources: tuple[str | int, ...] | None = None  # `from:` as written; None: the previous layer
+    sources_location: Location | None = None
 
 
 @dataclass(frozen=True)
@@ -108,9 +110,13 @@ class Spec:
         return self.document.source
 
 
+LAYER_KEYS = ("name", "from")  # what a layer may say besides its block
+INPUT = "input"  # the model's input, as `from:` names it
+
+
 def block_key(layer: dict[str, Any]) -> str | None:
-    """The block a layer mapping names (its one key besides 'name')."""
-    keys = [k for k in layer if k != "name"]
+    """The block a layer mapping names (its one key besides 'name' and 'from')."""
+    keys = [k for k in layer if k not in LAYER_KEYS]
     return keys[0] if len(keys) == 1 else None
 
 
@@ -150,12 +156,20 @@ def check_layers(document: SpecDocument) -> list[NetbuilderError]:
     for index, (layer, name) in enumerate(zip(layers, layer_names(layers), strict=True)):
         if not isinstance(layer, dict):
             continue
-        blocks = [k for k in layer if k != "name"]
+        blocks = [k for k in layer if k not in LAYER_KEYS]
+        if not blocks and layer:
+            errors.append(NetbuilderError(
+                "this layer names no block; expected one block name, e.g. '- relu: {}'",
+                document.locate(("layers", index)), f"layers[{index}]"))
         if len(blocks) > 1:
             errors.append(NetbuilderError(
                 f"a layer names one block, this one names {len(blocks)}: {', '.join(blocks)}; "
                 "put each block in its own list item",
                 document.locate(("layers", index)), f"layers[{index}]"))
+        if name == INPUT:
+            errors.append(NetbuilderError(
+                f"'{INPUT}' names the model's input in `from:`; choose another layer name",
+                document.locate(("layers", index, "name")), f"layers[{index}]"))
         if isinstance(name, str) and name in seen:
             errors.append(NetbuilderError(
                 f"layer name '{name}' is already used by layers[{seen[name]}]; names must be "
@@ -163,6 +177,13 @@ def check_layers(document: SpecDocument) -> list[NetbuilderError]:
         if isinstance(name, str):
             seen.setdefault(name, index)
     return errors
+
+
+def _sources(value: Any) -> tuple[str | int, ...] | None:
+    """`from:` as written: a name, a relative index, or a list of them; None: the previous."""
+    if value is None:
+        return None
+    return tuple(value) if isinstance(value, list) else (value,)
 
 
 def interpret(document: SpecDocument) -> Spec:
@@ -173,7 +194,8 @@ def interpret(document: SpecDocument) -> Spec:
     names = layer_names(data["layers"])
     layers = tuple(
         LayerSpec(index, name, block_key(layer), dict(layer[block_key(layer)] or {}),
-                  document.locate(("layers", index)))
+                  document.locate(("layers", index)), _sources(layer.get("from")),
+                  document.locate(("layers", index, "from")))
         for index, (layer, name) in enumerate(zip(data["layers"], names, strict=True))
     )
     return Spec(

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .errors import NetbuilderError
-from .plan import PlannedNode
+from .plan import INPUT, PlannedNode
 from .registry import Shape
 from .spec import Spec
 
@@ -35,6 +35,7 @@ class LayerRow:
     trainable_params: int
     macs: int  # multiply-adds for one sample
     depth: int
+    inputs: tuple[str, ...] = ()  # the layers a spec layer reads ('input' for the model input)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,22 @@ class Summary:
     def final_receptive_field(self) -> int | None:
         """The network's receptive field (the last row's r_out); None without feature maps."""
         return self.receptive_field[-1].r_out if self.receptive_field else None
+
+    @property
+    def is_graph(self) -> bool:
+        """Some layer reads something other than the layer before it."""
+        previous = "input"
+        for row in (r for r in self.layers if r.depth == 1):
+            if row.inputs != (previous,):
+                return True
+            previous = row.name
+        return False
+
+    @property
+    def edges(self) -> list[tuple[str, str]]:
+        """(source, layer) for every input of every layer."""
+        return [(source, row.name) for row in self.layers if row.depth == 1
+                for source in row.inputs]
 
 
 @dataclass
@@ -222,7 +239,8 @@ def layer_rows(
     for planned in plan:
         name = planned.node.name
         module = planned.block.module
-        yield module_row(name, planned.node.block, module, planned.out_shape, trace, 1)
+        yield module_row(name, planned.node.block, module, planned.out_shape, trace, 1,
+                         planned.node.inputs)
         for inner_name, inner in module.named_modules(prefix=name):
             inner_depth = inner_name.count(".") + 1
             if 1 < inner_depth <= depth:
@@ -231,12 +249,13 @@ def layer_rows(
 
 
 def module_row(
-    name: str, kind: str, module: nn.Module, shape: Shape | None, trace: Trace, depth: int
+    name: str, kind: str, module: nn.Module, shape: Shape | None, trace: Trace, depth: int,
+    inputs: tuple[str, ...] = (),
 ) -> LayerRow:
     """A row whose params and MACs cover the module and everything inside it."""
     total, trainable = count_params(module)
     macs = sum(m for leaf, m in trace.macs.items() if leaf == name or leaf.startswith(name + "."))
-    return LayerRow(name, kind, shape, total, trainable, macs, depth)
+    return LayerRow(name, kind, shape, total, trainable, macs, depth, inputs)
 
 
 def estimate_memory(input_shape: Shape, activation_values: int, total_params: int) -> Memory:
@@ -258,20 +277,27 @@ def estimate_memory(input_shape: Shape, activation_values: int, total_params: in
 
 def receptive_field(plan: list[PlannedNode]) -> Iterator[ReceptiveFieldRow]:
     """The classic receptive-field arithmetic along the height, from n = input height, j = 1,
-    r = 1, start = 0.5, for every layer fed a feature map (it stops once the shape is flat):
-    r_out = r_in + (k - 1) j_in, j_out = j_in s, start_out = start_in + ((k - 1) / 2 - p) j_in,
-    n_out the compiler's height (ceil-mode pools round up) or floor((n + 2p - k) / s) + 1."""
-    if not plan or len(plan[0].in_shape) != 3:
+    r = 1, start = 0.5, for every layer fed a feature map (layers after a flat shape are left
+    out): r_out = r_in + (k - 1) j_in, j_out = j_in s, start_out = start_in + ((k - 1) / 2 - p)
+    j_in, n_out the compiler's height (ceil-mode pools round up) or floor((n + 2p - k) / s) + 1.
+
+    In a graph, a layer continues from the input with the largest receptive field (for a merge
+    such as `add`, the largest of its inputs'), and takes that input's jump and start too.
+    """
+    if not plan or len(plan[0].in_shapes[0]) != 3:
         return
-    n, j, r, start = plan[0].in_shape[1], 1, 1, 0.5
+    state = {INPUT: (plan[0].in_shapes[0][1], 1, 1, 0.5)}  # layer -> (n, j, r, start) after it
     for planned in plan:
-        if len(planned.in_shape) != 3:
-            return
+        known = [state[source] for source in planned.node.inputs if source in state]
+        if len(known) < len(planned.node.inputs) or any(
+                len(shape) != 3 for shape in planned.in_shapes):
+            continue
+        n, j, r, start = max(known, key=lambda values: values[2])
         window = planned.block.window
         k, s, p = window.kernel, window.stride, window.padding
         out = planned.out_shape
         n_out = out[1] if len(out) == 3 else (n + 2 * p - k) // s + 1
         row = ReceptiveFieldRow(planned.node.name, n, n_out, j, j * s, r, r + (k - 1) * j,
                                 start, start + ((k - 1) / 2 - p) * j)
+        state[planned.node.name] = (row.n_out, row.j_out, row.r_out, row.start)
         yield row
-        n, j, r, start = row.n_out, row.j_out, row.r_out, row.start

@@ -36,16 +36,17 @@ def test_seed_parameter_counts(name: str):
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
 def test_inferred_shapes_match_a_real_forward_pass(path):
+    """Each layer run on the outputs it reads (its `from:`) gives the shape the plan says."""
     spec = netbuilder.read_spec(path)
     model, plan = compile_spec(spec)
-    x = torch.zeros(2, *spec.input_shape)
+    outputs = {"input": torch.zeros(2, *spec.input_shape)}
     model.eval()
     with torch.no_grad():
         for planned, (name, layer) in zip(plan, model.named_children(), strict=True):
             assert name == planned.node.name
-            x = layer(x)
-            assert tuple(x.shape[1:]) == planned.out_shape, name
-    assert x.shape == (2, spec.num_classes)
+            outputs[name] = layer(*(outputs[source] for source in planned.node.inputs))
+            assert tuple(outputs[name].shape[1:]) == planned.out_shape, name
+        assert model(outputs["input"]).shape == (2, spec.num_classes)
 
 
 def test_squeezenet_v11_mnist_spatial_sizes():

@@ -24,7 +24,8 @@ EXPECTED = {
     "duplicate_name.yaml": ("7:5", "layer name 'stem' is already used by layers[0]"),
     "empty.yaml": ("1:1", "the spec is empty"),
     "empty_layers.yaml": ("4:9", "layers: [] should be non-empty"),
-    "float_kernel.yaml": ("5:42", "(conv1).kernel_size: expected an integer, got 3.5"),
+    "float_kernel.yaml": ("5:42", "(conv1).kernel_size: expected an integer >= 1 or a list of "
+                                   "2 integers, got 3.5"),
     "invalid_yaml.yaml": ("6:8", "invalid YAML"),
     "layer_not_mapping.yaml": ("6:5", "layers[1]: a layer maps one block name to its parameters"),
     "linear_on_feature_map.yaml": ("6:5", "linear needs a flat input but gets 8x26x26"),
@@ -40,7 +41,8 @@ EXPECTED = {
     "unknown_key.yaml": ("4:1", "unknown key 'descripton'; did you mean 'description'?"),
     "unknown_param.yaml": ("5:32", "unknown parameter 'kernal_size' of conv_bn; did you mean "
                                    "'kernel_size'?"),
-    "wrong_type.yaml": ("5:42", "(conv1).kernel_size: expected an integer, got 'three'"),
+    "wrong_type.yaml": ("5:42", "(conv1).kernel_size: expected an integer >= 1 or a list of 2 "
+                                 "integers, got 'three'"),
     "zero_input_size.yaml": ("2:28", "input.size: expected an integer >= 1 or a list of 2"),
     # the whole network (checks.py): one score per class, one probability head
     "wrong_output_shape.yaml": ("6:5", "(gap1): the model outputs 16 values per image but "
@@ -62,6 +64,21 @@ EXPECTED = {
                                 "limit is 1,024.0 MB"),
     "recursive_alias.yaml": ("4:9", "a YAML alias refers to a value that contains it"),
     "deep_nesting.yaml": ("6:45", "the spec nests deeper than 32 levels"),
+    # graphs: `from:`, add and concat
+    "graph_unknown_from.yaml": ("8:11", "(conv1).from: unknown layer 'aa'; did you mean 'a'?"),
+    "graph_forward_reference.yaml": ("6:11", "'b' comes later (layers[1]); a layer reads only "
+                                             "earlier layers"),
+    "graph_cycle.yaml": ("7:11", "(a).from: a layer cannot read its own output ('a'): that "
+                                 "would be a cycle"),
+    "graph_before_input.yaml": ("7:11", "(conv2).from: -3 reaches before the input"),
+    "graph_add_shapes.yaml": ("9:5", "add needs inputs of one shape: b gives 16x28x28, a gives "
+                                     "8x28x28"),
+    "graph_concat_sizes.yaml": ("9:5", "concat needs inputs that differ only in channels: a "
+                                       "gives 8x28x28, b gives 8x14x14"),
+    "graph_merge_one_input.yaml": ("6:5", "add merges two or more layers"),
+    "graph_two_inputs.yaml": ("7:5", "conv reads one layer but from: names 2"),
+    "graph_unused_branch.yaml": ("5:5", "the output of 'side' is never used"),
+    "same_even_kernel.yaml": ("5:5", "padding 'same' needs an odd kernel, got 2x2"),
     "alias_bomb.yaml": (None, "the spec holds 490,329,084 values once its YAML aliases are "
                               "expanded; the limit is 100,000"),
 }

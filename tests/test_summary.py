@@ -10,7 +10,6 @@ and review the diff of tests/golden/ before committing.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -108,9 +107,11 @@ def test_receptive_field_sizes_follow_plan(compiled) -> None:
     for row, planned in zip(rows, spatial, strict=True):
         if len(planned.out_shape) == 3:
             assert row.n_out == planned.out_shape[1]
-    for before, after in itertools.pairwise(rows):
-        assert (after.n_in, after.j_in, after.r_in, after.start_in) == (
-            before.n_out, before.j_out, before.r_out, before.start)
+    after_layer = {"input": (spec.input_shape[1], 1, 1, 0.5)}
+    for row, planned in zip(rows, spatial, strict=True):
+        continued_from = max((after_layer[s] for s in planned.node.inputs), key=lambda v: v[2])
+        assert (row.n_in, row.j_in, row.r_in, row.start_in) == continued_from
+        after_layer[row.layer] = (row.n_out, row.j_out, row.r_out, row.start)
     assert summary.final_receptive_field == rows[-1].r_out
 
 

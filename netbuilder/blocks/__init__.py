@@ -1,5 +1,5 @@
 """Built-in blocks; importing this package registers them."""
 
-from . import conv, fire, layers, pooling
+from . import activations, conv, fire, layers, merge, pooling
 
-__all__ = ["conv", "fire", "layers", "pooling"]
+__all__ = ["activations", "conv", "fire", "layers", "merge", "pooling"]

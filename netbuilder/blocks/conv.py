@@ -1,4 +1,4 @@
-"""Convolution blocks: plain conv, conv+BN+activation, depthwise-separable."""
+"""Convolution blocks: plain conv, conv+BN+activation, depthwise-separable, and linear."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ from typing import Annotated, Literal
 
 from torch import nn
 
-from ..registry import Arg, Block, Shape, Window, register
+from ..errors import NetbuilderError
+from ..registry import Arg, Block, Shape, register
+from .activations import ActivationArg, NegativeSlope, activation_layer
 from .base import (
+    Dilation,
+    Geometry,
     InitArg,
     KernelSize,
     OutChannels,
@@ -16,20 +20,19 @@ from .base import (
     Stride,
     check_groups,
     feature_map,
+    format_shape,
     initialise,
-    spatial_out,
 )
 from .layers import Dropout
 
-Activation = Literal["relu", "relu6", "none"]
-ActivationArg = Annotated[Activation, Arg("non-linearity after the normalisation")]
 DropoutArg = Annotated[
     float, Arg("dropout probability after the block (0 = none)", minimum=0, exclusive_maximum=1)
 ]
-
-
-def activation_layer(name: Activation) -> nn.Module | None:
-    return {"relu": nn.ReLU(inplace=True), "relu6": nn.ReLU6(inplace=True), "none": None}[name]
+Groups = Annotated[int, Arg("channel groups (in and out channels must divide)", minimum=1)]
+BnEps = Annotated[float, Arg("BatchNorm: added to the variance for stability",
+                             exclusive_minimum=0)]
+BnMomentum = Annotated[float, Arg("BatchNorm: running-statistics momentum", minimum=0,
+                                  maximum=1)]
 
 
 def named_sequential(
@@ -39,12 +42,20 @@ def named_sequential(
     return cls(OrderedDict((name, layer) for name, layer in layers if layer is not None))
 
 
+class ConvAct(nn.Sequential):
+    """A convolution followed by its activation."""
+
+
 class ConvBN(nn.Sequential):
     """Conv, BatchNorm and activation in a chosen order, optionally followed by dropout."""
 
 
 class DepthwiseSeparable(nn.Sequential):
-    """MobileNet's depthwise 3x3 conv + BN + act, then pointwise 1x1 conv + BN + act."""
+    """MobileNet's depthwise k x k conv + BN + act, then pointwise 1x1 conv + BN + act."""
+
+
+class LinearAct(nn.Sequential):
+    """A fully connected layer followed by its activation."""
 
 
 @register("conv")
@@ -54,20 +65,24 @@ def conv(
     kernel_size: KernelSize = 3,
     stride: Stride = 1,
     padding: Padding = 0,
-    groups: Annotated[int, Arg("channel groups (in and out channels must divide)", minimum=1)] = 1,
+    dilation: Dilation = 1,
+    groups: Groups = 1,
     bias: Annotated[bool, Arg("learn an additive bias")] = True,
+    activation: ActivationArg = "none",
+    negative_slope: NegativeSlope = 0.01,
     init: InitArg = "torch",
 ) -> Block:
-    """A 2-D convolution (nn.Conv2d) with no normalisation or activation."""
+    """A 2-D convolution (nn.Conv2d), optionally followed by an activation."""
     channels = feature_map(in_shape, "conv")[0]
     check_groups(channels, out_channels, groups)
-    module = nn.Conv2d(channels, out_channels, kernel_size, stride, padding, groups=groups,
-                       bias=bias)
-    return Block(
-        initialise(module, init),
-        spatial_out(in_shape, kernel_size, stride, padding, out_channels, "conv"),
-        Window(kernel_size, stride, padding),
-    )
+    geometry = Geometry.of(kernel_size, stride, padding, dilation)
+    module: nn.Module = nn.Conv2d(channels, out_channels, geometry.kernel, geometry.stride,
+                                  geometry.padding, geometry.dilation, groups=groups, bias=bias)
+    act = activation_layer(activation, negative_slope)
+    if act is not None:
+        module = ConvAct(OrderedDict([("conv", module), ("act", act)]))
+    return Block(initialise(module, init), geometry.out_shape(in_shape, out_channels, "conv"),
+                 geometry.window())
 
 
 @register("conv_bn")
@@ -77,29 +92,34 @@ def conv_bn(
     kernel_size: KernelSize = 3,
     stride: Stride = 1,
     padding: Padding = 0,
+    dilation: Dilation = 1,
+    groups: Groups = 1,
     bias: Annotated[bool, Arg("learn a conv bias (redundant before BatchNorm)")] = False,
     order: Annotated[
         Literal["conv_bn_act", "conv_act_bn"],
         Arg("where the activation goes: after BatchNorm (usual) or before it"),
     ] = "conv_bn_act",
     activation: ActivationArg = "relu",
+    negative_slope: NegativeSlope = 0.01,
+    bn_eps: BnEps = 1e-5,
+    bn_momentum: BnMomentum = 0.1,
     dropout: DropoutArg = 0.0,
     init: InitArg = "torch",
 ) -> Block:
     """Conv2d + BatchNorm2d + activation (+ dropout), the workhorse of small GAP nets."""
     channels = feature_map(in_shape, "conv_bn")[0]
+    check_groups(channels, out_channels, groups)
+    geometry = Geometry.of(kernel_size, stride, padding, dilation)
     layers: list[tuple[str, nn.Module | None]] = [
-        ("conv", nn.Conv2d(channels, out_channels, kernel_size, stride, padding, bias=bias)),
+        ("conv", nn.Conv2d(channels, out_channels, geometry.kernel, geometry.stride,
+                           geometry.padding, geometry.dilation, groups=groups, bias=bias)),
     ]
-    norm_and_act = [("bn", nn.BatchNorm2d(out_channels)), ("act", activation_layer(activation))]
+    norm_and_act = [("bn", nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum)),
+                    ("act", activation_layer(activation, negative_slope))]
     layers += norm_and_act if order == "conv_bn_act" else norm_and_act[::-1]
     layers.append(("dropout", Dropout(dropout) if dropout > 0 else None))
-    module = named_sequential(ConvBN, layers)
-    return Block(
-        initialise(module, init),
-        spatial_out(in_shape, kernel_size, stride, padding, out_channels, "conv_bn"),
-        Window(kernel_size, stride, padding),
-    )
+    return Block(initialise(named_sequential(ConvBN, layers), init),
+                 geometry.out_shape(in_shape, out_channels, "conv_bn"), geometry.window())
 
 
 @register("dw_sep")
@@ -108,35 +128,59 @@ def dw_sep(
     out_channels: OutChannels,
     stride: Stride = 1,
     kernel_size: KernelSize = 3,
+    padding: Padding = "same",
+    dilation: Dilation = 1,
+    depth_multiplier: Annotated[int, Arg("depthwise outputs per input channel", minimum=1)] = 1,
     activation: ActivationArg = "relu",
+    negative_slope: NegativeSlope = 0.01,
     init: InitArg = "torch",
 ) -> Block:
     """Depthwise-separable conv (MobileNet V1): per-channel k x k, then 1x1 across channels."""
     channels = feature_map(in_shape, "dw_sep")[0]
-    padding = kernel_size // 2
+    depthwise = channels * depth_multiplier
+    geometry = Geometry.of(kernel_size, stride, padding, dilation)
     layers: list[tuple[str, nn.Module | None]] = [
-        ("depthwise", nn.Conv2d(channels, channels, kernel_size, stride, padding,
-                                groups=channels, bias=False)),
-        ("bn1", nn.BatchNorm2d(channels)),
-        ("act1", activation_layer(activation)),
-        ("pointwise", nn.Conv2d(channels, out_channels, 1, bias=False)),
+        ("depthwise", nn.Conv2d(channels, depthwise, geometry.kernel, geometry.stride,
+                                geometry.padding, geometry.dilation, groups=channels,
+                                bias=False)),
+        ("bn1", nn.BatchNorm2d(depthwise)),
+        ("act1", activation_layer(activation, negative_slope)),
+        ("pointwise", nn.Conv2d(depthwise, out_channels, 1, bias=False)),
         ("bn2", nn.BatchNorm2d(out_channels)),
-        ("act2", activation_layer(activation)),
+        ("act2", activation_layer(activation, negative_slope)),
     ]
-    module = named_sequential(DepthwiseSeparable, layers)
-    return Block(
-        initialise(module, init),
-        spatial_out(in_shape, kernel_size, stride, padding, out_channels, "dw_sep"),
-        Window(kernel_size, stride, padding),
-    )
+    return Block(initialise(named_sequential(DepthwiseSeparable, layers), init),
+                 geometry.out_shape(in_shape, out_channels, "dw_sep"), geometry.window())
 
 
 @register("bn")
 def bn(
     in_shape: Shape,
-    eps: Annotated[float, Arg("added to the variance for stability", minimum=0)] = 1e-5,
+    eps: Annotated[float, Arg("added to the variance for stability", exclusive_minimum=0)] = 1e-5,
     momentum: Annotated[float, Arg("running-statistics momentum", minimum=0, maximum=1)] = 0.1,
 ) -> Block:
     """BatchNorm over channels (BatchNorm2d on feature maps, BatchNorm1d once flat)."""
     norm = nn.BatchNorm2d if len(in_shape) == 3 else nn.BatchNorm1d
     return Block(norm(in_shape[0], eps=eps, momentum=momentum), in_shape)
+
+
+@register("linear")
+def linear(
+    in_shape: Shape,
+    out_features: Annotated[int, Arg("output features", minimum=1, channels=True)],
+    bias: Annotated[bool, Arg("learn an additive bias")] = True,
+    activation: ActivationArg = "none",
+    negative_slope: NegativeSlope = 0.01,
+    init: InitArg = "torch",
+) -> Block:
+    """Fully connected layer on a flat input (after 'gap' or 'flatten')."""
+    if len(in_shape) != 1:
+        raise NetbuilderError(
+            f"linear needs a flat input but gets {format_shape(in_shape)}; "
+            "put 'gap' or 'flatten' before it"
+        )
+    module: nn.Module = nn.Linear(in_shape[0], out_features, bias=bias)
+    act = activation_layer(activation, negative_slope)
+    if act is not None:
+        module = LinearAct(OrderedDict([("linear", module), ("act", act)]))
+    return Block(initialise(module, init), (out_features,))

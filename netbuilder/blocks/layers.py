@@ -1,4 +1,4 @@
-"""Shape-keeping layers and heads: activations, dropout, flatten, linear, (log-)softmax."""
+"""Shape-keeping layers and heads: dropout, flatten, (log-)softmax."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from torch import Tensor, nn
 
 from ..errors import NetbuilderError
 from ..registry import Arg, Block, Shape, register
-from .base import InitArg, initialise
 
 DRAWS = 2**16  # distinct values of one 16-bit draw
 
@@ -33,12 +32,6 @@ class Dropout(nn.Dropout):
         return x * keep.to(x.dtype).mul_(DRAWS / (DRAWS - dropped))
 
 
-@register("relu")
-def relu(in_shape: Shape) -> Block:
-    """ReLU activation."""
-    return Block(nn.ReLU(inplace=True), in_shape)
-
-
 @register("dropout")
 def dropout(
     in_shape: Shape,
@@ -49,27 +42,23 @@ def dropout(
     return Block(Dropout(p), in_shape)
 
 
+@register("dropout2d")
+def dropout2d(
+    in_shape: Shape,
+    p: Annotated[float, Arg("probability of zeroing a whole channel", minimum=0,
+                            exclusive_maximum=1)] = 0.1,
+) -> Block:
+    """Channel dropout (nn.Dropout2d): zeroes whole feature maps, active in training only."""
+    if len(in_shape) != 3:
+        raise NetbuilderError(f"dropout2d drops channels of a feature map; this input is flat "
+                              f"({'x'.join(map(str, in_shape))}): use dropout")
+    return Block(nn.Dropout2d(p), in_shape)
+
+
 @register("flatten")
 def flatten(in_shape: Shape) -> Block:
     """Flatten (C, H, W) to (C*H*W,) before a linear layer."""
     return Block(nn.Flatten(), (math.prod(in_shape),))
-
-
-@register("linear")
-def linear(
-    in_shape: Shape,
-    out_features: Annotated[int, Arg("output features", minimum=1, channels=True)],
-    bias: Annotated[bool, Arg("learn an additive bias")] = True,
-    init: InitArg = "torch",
-) -> Block:
-    """Fully connected layer on a flat input (after 'gap' or 'flatten')."""
-    if len(in_shape) != 1:
-        raise NetbuilderError(
-            f"linear needs a flat input but gets {'x'.join(map(str, in_shape))}; "
-            "put 'gap' or 'flatten' before it"
-        )
-    return Block(initialise(nn.Linear(in_shape[0], out_features, bias=bias), init),
-                 (out_features,))
 
 
 @register("softmax")

@@ -1,4 +1,5 @@
-"""Pooling blocks: windowed max/average pooling and global average pooling."""
+"""Pooling blocks: windowed max/average pooling, global average and max pooling, adaptive
+average pooling to a fixed size."""
 
 from __future__ import annotations
 
@@ -8,23 +9,22 @@ import torch
 from torch import nn
 
 from ..registry import Arg, Block, Shape, Window, register
-from .base import KernelSize, Padding, check_pool_padding, feature_map, spatial_out
+from .base import Geometry, KernelSize, Padding, check_pool_padding, feature_map
 
-PoolStride = Annotated[int | None, Arg("stride (default: the kernel size)", minimum=1)]
+PoolStride = Annotated[int | tuple[int, int] | None,
+                       Arg("stride: n or [height, width] (default: the kernel size)", minimum=1)]
 CeilMode = Annotated[bool, Arg("round the output size up, as SqueezeNet's pools do")]
 
 
-def pool(
-    kind: type[nn.MaxPool2d | nn.AvgPool2d], in_shape: Shape, kernel_size: int,
-    stride: int | None, padding: int, ceil_mode: bool,
-) -> Block:
-    step = stride or kernel_size
-    check_pool_padding(kernel_size, padding)
+def pool(kind: type[nn.MaxPool2d | nn.AvgPool2d], in_shape: Shape, kernel_size: int,
+         stride: int | None, padding: int, ceil_mode: bool) -> Block:
     name = "maxpool" if kind is nn.MaxPool2d else "avgpool"
+    geometry = Geometry.of(kernel_size, stride or kernel_size, padding)
+    check_pool_padding(geometry)
     return Block(
-        kind(kernel_size, step, padding, ceil_mode=ceil_mode),
-        spatial_out(in_shape, kernel_size, step, padding, in_shape[0], name, ceil_mode=ceil_mode),
-        Window(kernel_size, step, padding),
+        kind(geometry.kernel, geometry.stride, geometry.padding, ceil_mode=ceil_mode),
+        geometry.out_shape(in_shape, in_shape[0], name, ceil_mode=ceil_mode),
+        geometry.window(),
     )
 
 
@@ -59,8 +59,36 @@ class GlobalAvgPool(nn.Module):
         return x.mean(dim=(2, 3))
 
 
+class GlobalMaxPool(nn.Module):
+    """Maximum over height and width, returning (N, C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=(2, 3))
+
+
 @register("gap")
 def gap(in_shape: Shape) -> Block:
     """Global average pooling to one value per channel, output flattened to (N, C)."""
-    channels, height, width = feature_map(in_shape, "gap")
-    return Block(GlobalAvgPool(), (channels,), Window(max(height, width), 1, 0))
+    channels, height, _ = feature_map(in_shape, "gap")
+    return Block(GlobalAvgPool(), (channels,), Window(height, 1, 0))
+
+
+@register("global_maxpool")
+def global_maxpool(in_shape: Shape) -> Block:
+    """Global max pooling to one value per channel, output flattened to (N, C)."""
+    channels, height, _ = feature_map(in_shape, "global_maxpool")
+    return Block(GlobalMaxPool(), (channels,), Window(height, 1, 0))
+
+
+@register("adaptive_avgpool")
+def adaptive_avgpool(
+    in_shape: Shape,
+    size: Annotated[int | tuple[int, int], Arg("output size: n, or [height, width]",
+                                               minimum=1)] = 1,
+) -> Block:
+    """Average pooling to a fixed output size (nn.AdaptiveAvgPool2d), whatever the input's."""
+    channels, height, _ = feature_map(in_shape, "adaptive_avgpool")
+    out = (size, size) if isinstance(size, int) else tuple(size)
+    # the receptive field grows by the largest bin along the height
+    return Block(nn.AdaptiveAvgPool2d(out), (channels, *out),
+                 Window(-(-height // out[0]), max(1, height // out[0]), 0))

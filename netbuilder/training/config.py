@@ -156,8 +156,9 @@ def unwrap(hint: Any) -> tuple[Any, Arg | None]:
     return hint, None
 
 
-def is_optional(kind: Any) -> bool:
-    return get_origin(kind) in (Union, types.UnionType) and type(None) in get_args(kind)
+def is_union(kind: Any) -> bool:
+    """`A | B` (or Optional[A]): the value may be any of the members."""
+    return get_origin(kind) in (Union, types.UnionType)
 
 
 def _plain(value: Any) -> Any:
