@@ -134,3 +134,22 @@ def test_readme_states_every_limit():
         assert f"{value:,}" in section or str(value) in section, value
     for size in (limits.MAX_WEIGHT_BYTES, limits.MAX_ACTIVATION_BYTES):
         assert f"{size / 2**20:,.0f} MB" in section
+
+
+def readme_specs() -> list[str]:
+    """Every complete spec (a YAML block with `name:` and `layers:`) shown in the README."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    return [block for block in blocks if block.startswith("name:") and "\nlayers:" in block]
+
+
+@pytest.mark.parametrize("index", range(len(readme_specs())))
+def test_readme_spec_examples_build_and_run(index: int, tmp_path) -> None:
+    import torch
+
+    from netbuilder import build_model, read_spec
+
+    path = tmp_path / "example.yaml"
+    path.write_text(readme_specs()[index])
+    spec = read_spec(path)
+    model = build_model(spec)
+    assert model.eval()(torch.zeros(2, *spec.input_shape)).shape == (2, spec.num_classes)
