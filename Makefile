@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test lint demo readme reproduce bench clean
+.PHONY: setup test lint demo readme schema reproduce bench clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,9 @@ demo: setup
 
 readme: setup
 	$(BIN)/python cli.py specs specs --update-readme README.md
+
+schema: setup
+	$(BIN)/python cli.py schema > docs/netbuilder.schema.json
 
 reproduce: setup
 	$(BIN)/python bench/reproduce.py --out results

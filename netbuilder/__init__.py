@@ -11,9 +11,10 @@ from typing import Any
 
 from .document import load_spec
 from .errors import NetbuilderError
+from .language import resolve
 from .registry import BLOCKS, Arg, Block, Window, register
 from .schema import spec_schema, validate
-from .spec import Spec, apply_overrides
+from .spec import Spec
 
 __all__ = [
     "BLOCKS", "Arg", "Block", "NetbuilderError", "Spec", "Window", "build_model", "compile_spec",
@@ -24,8 +25,9 @@ _COMPILER_NAMES = ("build_model", "compile_spec")
 
 
 def read_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
-    """Load, override and validate a spec file: the usual first step of every command."""
-    return validate(apply_overrides(load_spec(path), overrides or []))
+    """Load, resolve (extends, params, expressions, repeat, edits, `--set` overrides) and
+    validate a spec file: the usual first step of every command."""
+    return validate(resolve(load_spec(path), overrides or []))
 
 
 def __getattr__(name: str) -> Any:

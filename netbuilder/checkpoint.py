@@ -20,10 +20,10 @@ import torch
 from .errors import NetbuilderError
 from .files import atomic_write
 
-FORMAT_VERSION = 2  # 2: train_config from the declared TrainConfig, class names, amp modes
+FORMAT_VERSION = 3  # 3: resolved specs with macros; 2: declared TrainConfig, class names
 LAST = "last.pt"
 BEST = "best.pt"
-ARCHITECTURE_KEYS = ("input", "num_classes", "width_multiplier", "layers")
+ARCHITECTURE_KEYS = ("input", "num_classes", "layers", "blocks")
 LAYOUT: dict[str, type | tuple[type, ...]] = {  # key -> the type its value must have
     "format_version": int, "model": dict, "epoch": int, "spec": dict, "spec_name": str,
     "fingerprint": str, "train_config": dict, "class_names": list, "history": list,
@@ -34,12 +34,10 @@ def spec_fingerprint(data: dict[str, Any]) -> str:
     """sha256 of the fields that decide the weights' shapes and meaning, as canonical JSON.
 
     Training settings, the name and comments are left out: a checkpoint stays usable when only
-    they change. An absent width_multiplier counts as its default 1.0.
+    they change. The spec is the resolved one (no params or expressions left); its macros
+    (`blocks:`) are part of the architecture.
     """
     fields = {key: data.get(key) for key in ARCHITECTURE_KEYS}
-    if fields["width_multiplier"] is None:
-        fields["width_multiplier"] = 1.0
-    fields["width_multiplier"] = float(fields["width_multiplier"])
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -104,7 +102,7 @@ def check_same_spec(payload: dict[str, Any], spec_data: dict[str, Any], path: st
         return
     raise NetbuilderError(
         f"{path} was trained from spec '{payload['spec_name']}', whose architecture (input, "
-        f"num_classes, width_multiplier or layers) differs from spec '{spec_data.get('name')}'; "
+        f"num_classes, layers or macros) differs from spec '{spec_data.get('name')}'; "
         "resume with the spec the run was started with"
     )
 

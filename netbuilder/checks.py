@@ -63,21 +63,27 @@ def output_errors(plan: list[PlannedNode], num_classes: int) -> list[NetbuilderE
                             f"{num_classes}; {hint}", last.node.location, last.node.where)]
 
 
+def plan_bytes(plan: list[PlannedNode], input_shape: Shape) -> tuple[int, int]:
+    """(weights, one sample's input and layer outputs) in bytes of float32."""
+    weights = {id(p): p.numel() for planned in plan for p in planned.block.module.parameters()}
+    values = math.prod(input_shape) + sum(math.prod(p.out_shape) for p in plan)
+    return sum(weights.values()) * BYTES_PER_VALUE, values * BYTES_PER_VALUE
+
+
 def size_errors(plan: list[PlannedNode], input_shape: Shape) -> list[NetbuilderError]:
     """Weights and one sample's layer outputs as float32, against the limits."""
     errors = []
-    weights = {id(p): p.numel() for planned in plan for p in planned.block.module.parameters()}
-    weight_bytes = sum(weights.values()) * BYTES_PER_VALUE
+    weight_bytes, activation_bytes = plan_bytes(plan, input_shape)
     if weight_bytes > MAX_WEIGHT_BYTES and plan:
         largest = max(plan, key=lambda p: sum(w.numel() for w in p.block.module.parameters()))
         errors.append(NetbuilderError(
-            f"the model has {sum(weights.values()):,} parameters, {megabytes(weight_bytes)} as "
+            f"the model has {weight_bytes // BYTES_PER_VALUE:,} parameters, "
+            f"{megabytes(weight_bytes)} as "
             f"float32; the limit is {megabytes(MAX_WEIGHT_BYTES)} (the largest layer is this one)",
             largest.node.location, largest.node.where))
-    values = math.prod(input_shape) + sum(math.prod(p.out_shape) for p in plan)
-    if values * BYTES_PER_VALUE > MAX_ACTIVATION_BYTES:
+    if activation_bytes > MAX_ACTIVATION_BYTES:
         largest = max(plan, key=lambda p: math.prod(p.out_shape)) if plan else None
-        message = (f"one image's layer outputs take {megabytes(values * BYTES_PER_VALUE)} as "
+        message = (f"one image's layer outputs take {megabytes(activation_bytes)} as "
                    f"float32; the limit is {megabytes(MAX_ACTIVATION_BYTES)}")
         if largest is None or math.prod(input_shape) >= math.prod(largest.out_shape):
             errors.append(NetbuilderError(f"{message} (the input alone is "

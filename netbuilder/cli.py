@@ -33,12 +33,22 @@ def load_plugins(modules: Sequence[str]) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .compiler import compile_spec
+    from .compiler import compile_for_summary
     from .formatting import format_json, format_table
     from .summary import summarize
 
+    if args.input_size:
+        return _build_sizes(args)
     spec = read_spec(args.spec, args.set)
-    model, plan = compile_spec(spec, device="meta")  # shapes and counts need no storage
+    model, plan = compile_for_summary(spec)
+    if args.resolved:
+        import yaml
+
+        from .plain import plain_spec
+
+        print(yaml.safe_dump(plain_spec(spec, plan), sort_keys=False, default_flow_style=None),
+              end="")
+        return 0
     if args.summary or args.format == "json":
         summary = summarize(model, plan, spec, depth=args.depth)
         print(format_json(summary) if args.format == "json" else format_table(summary))
@@ -46,6 +56,30 @@ def cmd_build(args: argparse.Namespace) -> int:
         params = sum(p.numel() for p in model.parameters())
         print(f"{spec.source}: built {spec.name}: {len(plan)} layers, {params:,} parameters, "
               f"output {tuple(plan[-1].out_shape)}")
+    return 0
+
+
+def _build_sizes(args: argparse.Namespace) -> int:
+    """`build SPEC --input-size 28 --input-size 96`: for each size, the output or where the
+    spatial size collapses, and the layers whose stride leaves rows or columns unused."""
+    from .sizes import format_size_report, size_reports
+
+    reports = size_reports(args.spec, args.set, args.input_size)
+    print(format_size_report(args.spec, reports))
+    return EXIT_USER_ERROR if any(report.error for report in reports) else 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .compiler import compile_for_summary
+    from .diff import format_diff
+    from .summary import summarize
+
+    summaries = []
+    for path in (args.first, args.second):
+        spec = read_spec(path, args.set)
+        model, plan = compile_for_summary(spec)
+        summaries.append(summarize(model, plan, spec))
+    print(format_diff(*summaries))
     return 0
 
 
@@ -76,7 +110,7 @@ def cmd_blocks(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from .schema import spec_schema
 
-    print(json.dumps(spec_schema(), indent=2))
+    print(json.dumps(spec_schema(editor=True), indent=2))
     return 0
 
 
@@ -111,8 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--format", choices=["table", "json"], default="table")
     build.add_argument("--depth", type=int, default=1,
                        help="1: one row per block; 2: also the layers inside each block")
+    build.add_argument("--resolved", action="store_true",
+                       help="print the spec with everything resolved (extends, params, "
+                            "expressions, repeat, macros): a plain spec file")
+    build.add_argument("--input-size", action="append", type=_size, metavar="N or HxW",
+                       help="check the spec at this input size instead (repeatable)")
     _add_set_option(build)
     build.set_defaults(handler=cmd_build)
+
+    diff = sub.add_parser("diff", help="compare two specs layer by layer, with totals and "
+                                       "ratios")
+    diff.add_argument("first")
+    diff.add_argument("second")
+    _add_set_option(diff)
+    diff.set_defaults(handler=cmd_diff)
 
     validate = sub.add_parser("validate", help="check specs; exit 0 when all are valid")
     validate.add_argument("specs", nargs="+")
@@ -129,6 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
     specs.set_defaults(handler=cmd_specs)
     _add_training_commands(sub)
     return parser
+
+
+def _size(text: str) -> tuple[int, int]:
+    """`28` or `224x192` (height x width) for --input-size."""
+    parts = text.lower().split("x")
+    if len(parts) not in (1, 2) or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"expected N or HxW, got {text!r}")
+    height = int(parts[0])
+    return height, int(parts[-1])
 
 
 class _Subcommands:

@@ -13,18 +13,21 @@ from __future__ import annotations
 import difflib
 from collections import Counter, OrderedDict
 from contextlib import nullcontext
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import fx, nn
 
-from .checks import check_plan
+from .checks import check_plan, plan_bytes
 from .errors import NetbuilderError
+from .macros import macro_nodes
 from .plan import INPUT, Node, PlannedNode
 from .registry import BLOCKS, NUM_CLASSES, Block, BlockDef, Registry, Shape
 from .spec import LayerSpec, Spec
 
 META = torch.device("meta")
+SMALL_MODEL_BYTES = 64 * 2**20  # summarised with real tensors: ResNet-18's weights and outputs
 
 
 class SpecModel(nn.Sequential):
@@ -81,42 +84,46 @@ def resolve_sources(layer: LayerSpec, names: list[str]) -> tuple[str, ...]:
 # ---------------------------------------------------------------- shape inference
 
 
-def resolve_args(
-    definition: BlockDef, params: dict[str, Any], num_classes: int, width_multiplier: float
-) -> dict[str, Any]:
-    """Fill 'num_classes' references and scale channel counts by the width multiplier."""
-    args = dict(params)
-    for param in definition.params:
-        value = args.get(param.name)
-        if not param.arg.channels or value is None:
-            continue
-        if value == NUM_CLASSES:
-            args[param.name] = num_classes
-        elif width_multiplier != 1.0:
-            args[param.name] = max(1, int(value * width_multiplier))
-    return args
+def resolve_args(definition: BlockDef, params: dict[str, Any], num_classes: int
+                 ) -> dict[str, Any]:
+    """Fill the 'num_classes' references of channel parameters."""
+    return {key: num_classes if value == NUM_CLASSES and definition.param(key).arg.channels
+            else value for key, value in params.items()}
 
 
 def infer_shapes(
     nodes: list[Node], input_shape: Shape, spec: Spec, registry: Registry[BlockDef] = BLOCKS,
     device: torch.device | str | None = None,
 ) -> list[PlannedNode]:
-    """Build every node in order on `device`, checking that each fits the shapes it receives."""
-    shapes: dict[str, Shape] = {INPUT: input_shape}
-    plan = []
+    """Build every node in order on `device`, checking that each fits the shapes it receives;
+    a macro's use is replaced by the nodes of its expansion."""
+    plan: list[PlannedNode] = []
     with torch.device(device) if device is not None else nullcontext():
-        for node in nodes:
-            try:
-                definition = registry.get(node.block)
-                args = resolve_args(definition, node.params, spec.num_classes,
-                                    spec.width_multiplier)
-                block = build_block(definition, node, shapes, args)
-            except NetbuilderError as error:
-                raise error.with_context(node.location, node.where) from None
-            shapes[node.name] = block.shape
-            plan.append(PlannedNode(node, definition, args,
-                                    tuple(shapes[s] for s in node.inputs), block))
+        _plan(nodes, {INPUT: input_shape}, {}, plan, spec, registry, ())
     return plan
+
+
+def _plan(nodes: list[Node], shapes: dict[str, Shape], aliases: dict[str, str],
+          plan: list[PlannedNode], spec: Spec, registry: Registry[BlockDef],
+          stack: tuple[str, ...]) -> None:
+    for node in nodes:
+        node = replace(node, inputs=tuple(aliases.get(s, s) for s in node.inputs))
+        if node.block in spec.macros:
+            inner = macro_nodes(node, spec.macros[node.block], shapes[node.inputs[0]],
+                                spec.num_classes, stack, set(shapes), registry, spec.macros)
+            _plan(inner, shapes, aliases, plan, spec, registry, (*stack, node.block))
+            aliases[node.name] = plan[-1].node.name  # a macro's output is its last layer's
+            shapes[node.name] = plan[-1].out_shape
+            continue
+        try:
+            definition = registry.get(node.block)
+            args = resolve_args(definition, node.params, spec.num_classes)
+            block = build_block(definition, node, shapes, args)
+        except NetbuilderError as error:
+            raise error.with_context(node.location, node.where) from None
+        shapes[node.name] = block.shape
+        plan.append(PlannedNode(node, definition, args, tuple(shapes[s] for s in node.inputs),
+                                block))
 
 
 def build_block(definition: BlockDef, node: Node, shapes: dict[str, Shape],
@@ -145,10 +152,11 @@ def build_block(definition: BlockDef, node: Node, shapes: dict[str, Shape],
 
 
 def is_straight(plan: list[PlannedNode]) -> bool:
-    """Every layer reads the one before it (the first reads the input)."""
+    """Every layer reads the one before it (the first reads the input), and no name is
+    grouped (`stage.conv1` needs a module `stage` holding `conv1`)."""
     previous = INPUT
     for planned in plan:
-        if planned.node.inputs != (previous,):
+        if planned.node.inputs != (previous,) or "." in planned.node.name:
             return False
         previous = planned.node.name
     return True
@@ -164,13 +172,24 @@ def assemble(name: str, plan: list[PlannedNode]) -> nn.Module:
     graph = fx.Graph()
     values = {INPUT: graph.placeholder("x")}
     for planned in plan:
-        root.add_module(planned.node.name, planned.block.module)
+        install(root, planned.node.name, planned.block.module)
         values[planned.node.name] = graph.call_module(
             planned.node.name, tuple(values[source] for source in planned.node.inputs))
     graph.output(values[plan[-1].node.name])
     model = fx.GraphModule(root, graph, class_name="SpecGraph")
     model.spec_name = name
     return model
+
+
+def install(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Add `module` at a dotted path (`stage.1.conv1`), creating the groups on the way; the
+    dotted path is then its state_dict prefix, as in torchvision's `layer1.0.conv1`."""
+    *groups, leaf = name.split(".")
+    for group in groups:
+        if not hasattr(root, group):
+            root.add_module(group, nn.Module())
+        root = getattr(root, group)
+    root.add_module(leaf, module)
 
 
 def no_inplace_on_shared_inputs(plan: list[PlannedNode]) -> None:
@@ -199,6 +218,17 @@ def compile_spec(
     if device is None or torch.device(device) != META:
         plan = infer_shapes(nodes, spec.input_shape, spec, registry, device)
     return assemble(spec.name, plan), plan
+
+
+def compile_for_summary(spec: Spec, registry: Registry[BlockDef] = BLOCKS
+                        ) -> tuple[nn.Module, list[PlannedNode]]:
+    """The model the summary traces: real (and fast) when small, on the meta device when its
+    weights and one image's outputs pass SMALL_MODEL_BYTES. A meta forward needs no memory,
+    but some of its ops (torch.cat) import torch's compiler, seconds of start-up."""
+    model, plan = compile_spec(spec, registry, device=META)
+    if sum(plan_bytes(plan, spec.input_shape)) > SMALL_MODEL_BYTES:
+        return model, plan
+    return compile_spec(spec, registry)
 
 
 def build_model(spec: Spec, registry: Registry[BlockDef] = BLOCKS) -> nn.Module:

@@ -23,12 +23,14 @@ KEY = "<key>"  # path marker: (*mapping_path, KEY, name) is where the key `name`
 
 @dataclass
 class SpecDocument:
-    """Plain data of a spec plus where each value sits in its file."""
+    """Plain data of a spec plus where each value came from: a file, line and column (a
+    resolved spec mixes files: `extends` brings in another), or the `--set` argument."""
 
     data: Any
     source: str
-    positions: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    positions: dict[PathKey, Location] = field(default_factory=dict)
     overrides: dict[PathKey, str] = field(default_factory=dict)  # path -> its `--set` argument
+    notes: dict[PathKey, str] = field(default_factory=dict)  # path -> the expression behind it
 
     def locate(self, path: PathKey) -> Location:
         """The `--set` argument that wrote `path` (or an ancestor), else the position of `path`
@@ -38,8 +40,7 @@ class SpecDocument:
                 return Location(f"--set {self.overrides[path[:end]]}")
         for end in range(len(path), -1, -1):
             if path[:end] in self.positions:
-                line, column = self.positions[path[:end]]
-                return Location(self.source, line, column)
+                return self.positions[path[:end]]
         return Location(self.source)
 
     def locate_key(self, mapping_path: PathKey, key: str) -> Location:
@@ -47,7 +48,13 @@ class SpecDocument:
         position = self.positions.get((*mapping_path, KEY, key))
         if position is None or (*mapping_path, key) in self.overrides:
             return self.locate((*mapping_path, key))
-        return Location(self.source, *position)
+        return position
+
+    def subtree(self, prefix: PathKey) -> dict[PathKey, Location]:
+        """Positions under `prefix`, keyed by the rest of their path."""
+        size = len(prefix)
+        return {path[size:]: where for path, where in self.positions.items()
+                if path[:size] == prefix}
 
 
 def load_spec(path: str | Path) -> SpecDocument:
@@ -96,8 +103,8 @@ def parse_spec(text: str, source: str = "<string>") -> SpecDocument:
     if node is None:
         raise NetbuilderError("the spec is empty; expected a mapping with 'name' and 'layers'",
                               Location(source, 1, 1))
-    positions: dict[PathKey, tuple[int, int]] = {}
-    _record_positions(node, (), positions)
+    positions: dict[PathKey, Location] = {}
+    _record_positions(node, (), positions, source)
     return SpecDocument(data, source, positions)
 
 
@@ -201,16 +208,18 @@ def _unshared(value: Any) -> Any:
     return value
 
 
-def _record_positions(node: yaml.Node, path: PathKey, out: dict[PathKey, tuple[int, int]]) -> None:
-    out[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+def _record_positions(node: yaml.Node, path: PathKey, out: dict[PathKey, Location],
+                      source: str) -> None:
+    out[path] = Location(source, node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
-            out[(*path, KEY, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            _record_positions(value_node, (*path, key), out)
+            out[(*path, KEY, key)] = Location(source, key_node.start_mark.line + 1,
+                                              key_node.start_mark.column + 1)
+            _record_positions(value_node, (*path, key), out, source)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _record_positions(item, (*path, index), out)
+            _record_positions(item, (*path, index), out, source)
 
 
 def _reject_duplicate_keys(node: yaml.Node, source: str) -> None:

@@ -115,11 +115,24 @@ class Param:
 
 @dataclass(frozen=True)
 class Window:
-    """How a block maps input positions to output positions, for receptive-field arithmetic."""
+    """How a block maps input positions to output positions, for receptive-field arithmetic
+    (along the height) and the stride check of `build --input-size` (both directions). The
+    kernel is the span one output sees: dilation * (kernel - 1) + 1."""
 
     kernel: int = 1
     stride: int = 1
     padding: int = 0
+    kernel_w: int | None = None  # the width's, where it differs from the height's
+    stride_w: int | None = None
+    padding_w: int | None = None
+
+    def along(self, axis: int) -> tuple[int, int, int]:
+        """(kernel, stride, padding) along the height (0) or the width (1)."""
+        if axis == 0:
+            return self.kernel, self.stride, self.padding
+        return (self.kernel if self.kernel_w is None else self.kernel_w,
+                self.stride if self.stride_w is None else self.stride_w,
+                self.padding if self.padding_w is None else self.padding_w)
 
 
 @dataclass

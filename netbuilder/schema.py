@@ -20,7 +20,9 @@ from .spec import Spec, check_layers, interpret, layer_name_at
 from .training.config import TrainConfig, is_union, unwrap
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
-LAYER_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
+LAYER_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$"  # dots: group members
+RETIRED = {"width_multiplier": "declare `params: {width: 1.0}` and scale the channels you mean "
+                               "to scale: out_channels: ${int(64 * width)}"}
 JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
 
@@ -101,8 +103,14 @@ def block_schema(block: BlockDef) -> dict[str, Any]:
     return schema
 
 
-def spec_schema(registry: Registry[BlockDef] = BLOCKS) -> dict[str, Any]:
-    """The whole spec's schema; regenerated from the registry so plugins are covered."""
+def spec_schema(registry: Registry[BlockDef] = BLOCKS, macros: dict[str, Any] | None = None,
+                editor: bool = False) -> dict[str, Any]:
+    """The whole spec's schema; regenerated from the registry so plugins are covered.
+
+    `macros` (a spec's `blocks:` section) adds its macros as layer blocks. `editor=True` gives
+    the schema of a spec as written, for editors: it also knows `extends`, `params`, the edits,
+    `repeat`/`when`/`sequence`, and accepts a ${...} expression wherever a value goes.
+    """
     source = {"anyOf": [{"type": "string", "pattern": LAYER_NAME_PATTERN},
                         {"type": "integer", "maximum": -1}]}
     layer_properties: dict[str, Any] = {
@@ -113,40 +121,95 @@ def spec_schema(registry: Registry[BlockDef] = BLOCKS) -> dict[str, Any]:
                                 "index (-1 is the previous layer, the default) or a list"},
     }
     layer_properties |= {b.name: {"$ref": f"#/$defs/block.{b.name}"} for b in registry}
-    return {
+    layer_properties |= {name: macro_schema(name, macro) for name, macro in
+                         (macros or {}).items() if isinstance(macro, dict)}
+    properties: dict[str, Any] = {
+        "name": {"type": "string", "minLength": 1, "description": "model name"},
+        "description": {"type": "string", "description": "free text"},
+        "input": _object(
+            {"channels": _integer("image channels (1 for MNIST, 3 for RGB)"),
+             "size": {"anyOf": [{"type": "integer", "minimum": 1},
+                                {"type": "array", "items": {"type": "integer", "minimum": 1},
+                                 "minItems": 2, "maxItems": 2}],
+                      "description": "square side, or [height, width]"}},
+            "one sample's shape", ["channels", "size"],
+        ),
+        "num_classes": _integer("classes; channel parameters may say 'num_classes'"),
+        "layers": {"type": "array", "minItems": 1, "maxItems": MAX_LAYERS,
+                   "items": {"$ref": "#/$defs/layer"},
+                   "description": "blocks in order; input channels are inferred"},
+        "train": {"$ref": "#/$defs/train"},
+        "blocks": {"type": "object", "additionalProperties": {"$ref": "#/$defs/macro"},
+                   "description": "macros: blocks made of other blocks, used like them"},
+    }
+    schema = {
         "$schema": DRAFT,
         "title": "netbuilder spec",
         "type": "object",
         "required": ["name", "input", "num_classes", "layers"],
         "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "description": "model name"},
-            "description": {"type": "string", "description": "free text"},
-            "input": _object(
-                {"channels": _integer("image channels (1 for MNIST, 3 for RGB)"),
-                 "size": {"anyOf": [{"type": "integer", "minimum": 1},
-                                    {"type": "array", "items": {"type": "integer", "minimum": 1},
-                                     "minItems": 2, "maxItems": 2}],
-                          "description": "square side, or [height, width]"}},
-                "one sample's shape", ["channels", "size"],
-            ),
-            "num_classes": _integer("classes; channel parameters may say 'num_classes'"),
-            "width_multiplier": {"type": "number", "exclusiveMinimum": 0, "default": 1.0,
-                                 "description": "scales every channel parameter (MobileNet's "
-                                                "alpha)"},
-            "layers": {"type": "array", "minItems": 1, "maxItems": MAX_LAYERS,
-                       "items": {"$ref": "#/$defs/layer"},
-                       "description": "blocks in order; input channels are inferred"},
-            "train": {"$ref": "#/$defs/train"},
-        },
+        "properties": properties,
         "$defs": {
             "layer": {"type": "object", "properties": layer_properties,
                       "additionalProperties": False, "minProperties": 1,
                       "description": "one block name mapped to its parameters"},
             "train": config_schema(TrainConfig),
+            "macro": MACRO_SCHEMA,
             **{f"block.{b.name}": block_schema(b) for b in registry},
         },
     }
+    return as_written(schema) if editor else schema
+
+
+MACRO_SCHEMA = _object({
+    "doc": {"type": "string", "description": "what the macro builds"},
+    "params": {"type": "object", "description": "its parameters and their defaults (null: the "
+                                                "parameter is required)"},
+    "layers": {"type": "array", "minItems": 1, "description": "its layers; `input` is the "
+                                                              "macro's input"},
+}, "a block made of other blocks, with its own parameters", ["layers"])
+
+
+def macro_schema(name: str, macro: dict[str, Any]) -> dict[str, Any]:
+    """A macro's parameters as a layer block's: any value; null defaults are required."""
+    params = macro.get("params") if isinstance(macro.get("params"), dict) else {}
+    schema = _object({key: {"description": f"parameter of macro {name}"} for key in params},
+                     str(macro.get("doc") or f"macro {name}"),
+                     [key for key, value in params.items() if value is None])
+    if not schema.get("required"):
+        schema["type"] = ["object", "null"]
+    return schema
+
+
+EXPRESSION = {"type": "string", "pattern": r"\$\{.*\}", "description": "a ${...} expression"}
+LANGUAGE = {
+    "extends": {"type": "string", "description": "a spec file this one changes (relative path)"},
+    "params": {"type": "object", "description": "named values for ${...} expressions"},
+    "override": {"type": "object", "description": "layer name -> parameters to change"},
+    "insert": {"type": "array", "description": "[{before|after: layer, layers: [...]}]"},
+    "remove": {"type": "array", "items": {"type": "string"}, "description": "layer names"},
+}
+ITEM = {"repeat": {"description": "how many copies (a whole number or ${...})"},
+        "when": {"description": "keep the item only where this ${...} holds"},
+        "sequence": {"type": "array", "description": "a group of layers (needs a name)"}}
+
+
+def as_written(schema: Any) -> Any:
+    """The schema of a spec as written: every typed value may be a ${...} expression, and the
+    language's own keys are known."""
+    if isinstance(schema, list):
+        return [as_written(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: as_written(value) for key, value in schema.items()}
+    if schema.get("title") == "netbuilder spec":
+        out["properties"] = {**out["properties"], **LANGUAGE}
+        out["required"] = ["layers"]  # the rest may come from `extends`
+        out["$defs"]["layer"]["properties"] |= ITEM
+        out["$defs"]["layer"]["additionalProperties"] = True  # a spec's own macros
+    if any(key in schema for key in ("type", "enum", "const")) and "properties" not in schema:
+        return {"anyOf": [out, EXPRESSION]}
+    return out
 
 
 def validate_document(
@@ -159,7 +222,9 @@ def validate_document(
                                 f"{MAX_INTEGER:,}", document.locate(path),
                                 describe_place(document.data, path) or None)
                 for path, value in too_large]
-    validator = SpecValidator(spec_schema(registry))
+    data = document.data if isinstance(document.data, dict) else {}
+    macros = data.get("blocks") if isinstance(data.get("blocks"), dict) else {}
+    validator = SpecValidator(spec_schema(registry, macros))
     errors = sorted(validator.iter_errors(document.data),
                     key=lambda e: (list(map(str, e.absolute_path)), e.validator))
     return [_to_netbuilder_error(error, document, registry) for error in errors]
@@ -242,6 +307,8 @@ def _to_netbuilder_error(
         message = f"expected {options}, got {error.instance!r}"
     elif error.validator == "minProperties":
         message = "empty layer; expected one block name, e.g. '- relu: {}'"
+    if path in document.notes:
+        message += f" (from {document.notes[path]})"
     return NetbuilderError(message, location, describe_place(document.data, path) or None)
 
 
@@ -254,6 +321,8 @@ def _unknown_key_message(
 ) -> str:
     if len(path) == 2 and path[0] == "layers":
         return registry.unknown_message(str(key))
+    if key in RETIRED and not path:
+        return f"'{key}' is no longer a spec key; {RETIRED[key]}"
     known = list(error.schema.get("properties", {}))
     close = difflib.get_close_matches(str(key), known, n=1)
     hint = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(known)}"
@@ -277,8 +346,26 @@ def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
+def check_macros(document: SpecDocument, registry: Registry[BlockDef]) -> list[NetbuilderError]:
+    """Macro names must not hide a registered block; their parameters are identifiers."""
+    macros = document.data.get("blocks") if isinstance(document.data, dict) else None
+    errors = []
+    for name, macro in (macros or {}).items() if isinstance(macros, dict) else ():
+        where = document.locate_key(("blocks",), name)
+        if name in registry:
+            errors.append(NetbuilderError(f"macro '{name}' would hide the block '{name}'; "
+                                          "choose another name", where, f"blocks.{name}"))
+        params = macro.get("params") if isinstance(macro, dict) else None
+        for param in params or {}:
+            if not isinstance(param, str) or not param.isidentifier():
+                errors.append(NetbuilderError(f"parameter name {param!r} is not an identifier",
+                                              where, f"blocks.{name}.params"))
+    return errors
+
+
 def validate(document: SpecDocument, registry: Registry[BlockDef] = BLOCKS) -> Spec:
     """Check a document completely and return its Spec, or raise every problem at once."""
-    errors = validate_document(document, registry) + check_layers(document)
+    errors = (validate_document(document, registry) + check_layers(document)
+              + check_macros(document, registry))
     raise_if_any(errors)
     return interpret(document)

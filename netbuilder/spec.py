@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .document import PathKey, SpecDocument, load_yaml
@@ -34,7 +34,7 @@ def apply_overrides(document: SpecDocument, assignments: list[str]) -> SpecDocum
         data, path = _assign(data, key.strip().split("."), value, assignment)
         overrides = {p: a for p, a in overrides.items() if p[:len(path)] != path}
         overrides[path] = assignment
-    return SpecDocument(data, document.source, document.positions, overrides)
+    return SpecDocument(data, document.source, document.positions, overrides, document.notes)
 
 
 def _parse_value(raw: str, assignment: str) -> Any:
@@ -52,26 +52,35 @@ def _parse_value(raw: str, assignment: str) -> Any:
     return value
 
 
+def _list_index(items: list[Any], keys: list[str], assignment: str) -> tuple[int, int]:
+    """(position, keys used) in a list: a number, or a layer name (`layers.fire2.squeeze=32`);
+    a name may contain dots (`layers.stage.1.conv1.stride=2`): the longest match wins."""
+    names = [item.get("name") if isinstance(item, dict) else None for item in items]
+    for used in range(len(keys), 0, -1):
+        if ".".join(keys[:used]) in names:
+            return names.index(".".join(keys[:used])), used
+    if keys[0].isdigit() and int(keys[0]) < len(items):
+        return int(keys[0]), 1
+    raise NetbuilderError(f"--set {assignment}: '{keys[0]}' is neither an index nor a layer "
+                          f"name of a list of {len(items)} items")
+
+
 def _assign(data: Any, keys: list[str], value: Any, assignment: str) -> tuple[Any, PathKey]:
     """`data` with `value` at `keys`, and the path it was written to (list indices as ints)."""
     if not isinstance(data, dict):
         data = {} if data is None else data
-    node = data
-    path: list[str | int] = []
-    for depth, key in enumerate(keys):
-        last = depth == len(keys) - 1
+    node, path, position = data, [], 0
+    while position < len(keys):
         if isinstance(node, list):
-            if not key.isdigit() or int(key) >= len(node):
-                raise NetbuilderError(f"--set {assignment}: '{key}' is not an index of a "
-                                      f"list of {len(node)} items")
-            index: str | int = int(key)
+            index, used = _list_index(node, keys[position:], assignment)
         elif isinstance(node, dict):
-            index = key
+            index, used = keys[position], 1
         else:
-            raise NetbuilderError(f"--set {assignment}: '{'.'.join(keys[:depth])}' is a "
+            raise NetbuilderError(f"--set {assignment}: '{'.'.join(keys[:position])}' is a "
                                   f"{type(node).__name__}, not a mapping")
         path.append(index)
-        if last:
+        position += used
+        if position == len(keys):
             node[index] = value
         else:
             if isinstance(node, dict) and node.get(index) is None:
@@ -94,16 +103,28 @@ class LayerSpec:
 
 
 @dataclass(frozen=True)
+class Macro:
+    """A spec's own block, made of other blocks (its `blocks:` section); the compiler expands
+    it where it is used, once its input's shape is known."""
+
+    name: str
+    params: dict[str, Any]  # defaults; None marks a required parameter
+    layers: list[Any]  # items as written: ${...} expressions over its parameters stay
+    document: SpecDocument  # where to locate errors in its body
+    path: PathKey  # ("blocks", name)
+
+
+@dataclass(frozen=True)
 class Spec:
     """A validated spec, ready for the compiler and the trainer."""
 
     name: str
     input_shape: tuple[int, int, int]  # (channels, height, width)
     num_classes: int
-    width_multiplier: float
     layers: tuple[LayerSpec, ...]
     train: TrainConfig
     document: SpecDocument
+    macros: dict[str, Macro] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -202,8 +223,10 @@ def interpret(document: SpecDocument) -> Spec:
         name=data["name"],
         input_shape=(data["input"]["channels"], height, width),
         num_classes=data["num_classes"],
-        width_multiplier=float(data.get("width_multiplier", 1.0)),
         layers=layers,
         train=TrainConfig.from_data(data.get("train")),
         document=document,
+        macros={name: Macro(name, dict(macro.get("params") or {}), list(macro["layers"]),
+                            document, ("blocks", name))
+                for name, macro in (data.get("blocks") or {}).items()},
     )

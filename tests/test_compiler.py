@@ -42,8 +42,9 @@ def test_inferred_shapes_match_a_real_forward_pass(path):
     outputs = {"input": torch.zeros(2, *spec.input_shape)}
     model.eval()
     with torch.no_grad():
-        for planned, (name, layer) in zip(plan, model.named_children(), strict=True):
-            assert name == planned.node.name
+        for planned in plan:
+            name = planned.node.name
+            layer = model.get_submodule(name)
             outputs[name] = layer(*(outputs[source] for source in planned.node.inputs))
             assert tuple(outputs[name].shape[1:]) == planned.out_shape, name
         assert model(outputs["input"]).shape == (2, spec.num_classes)
@@ -63,18 +64,27 @@ def test_default_layer_names_count_per_block():
     assert names == ["conv1", "relu1", "head", "conv2", "gap1"]
 
 
-def test_num_classes_reference_and_width_multiplier():
-    text = ("name: n\ninput: {channels: 3, size: 16}\nnum_classes: 7\nwidth_multiplier: 0.5\n"
+def test_num_classes_reference():
+    text = ("name: n\ninput: {channels: 3, size: 16}\nnum_classes: 7\n"
             "layers:\n  - conv_bn: {out_channels: 32}\n  - dw_sep: {out_channels: 64}\n"
             "  - gap: {}\n  - linear: {out_features: num_classes}\n")
     model, plan = compile_spec(spec_from(text))
-    assert [p.out_shape[0] for p in plan] == [16, 32, 32, 7]
-    assert model.linear1.in_features == 32
+    assert [p.out_shape[0] for p in plan] == [32, 64, 64, 7]
+    assert model.linear1.in_features == 64
 
 
-def test_resolve_args_leaves_non_channel_params_alone():
-    args = resolve_args(BLOCKS.get("conv"), {"out_channels": 10, "kernel_size": 3}, 5, 2.0)
-    assert args == {"out_channels": 20, "kernel_size": 3}
+def test_resolve_args_fills_num_classes_in_channel_params_only():
+    args = resolve_args(BLOCKS.get("conv"), {"out_channels": "num_classes", "kernel_size": 3}, 5)
+    assert args == {"out_channels": 5, "kernel_size": 3}
+
+
+def test_a_retired_width_multiplier_says_what_replaces_it(run_cli, tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("name: n\ninput: {channels: 1, size: 8}\nnum_classes: 10\n"
+                    "width_multiplier: 0.5\nlayers:\n  - conv: {out_channels: 10}\n  - gap: {}\n")
+    result = run_cli("validate", str(path))
+    assert "'width_multiplier' is no longer a spec key; declare `params: {width: 1.0}`" in \
+        result.err
 
 
 def test_shape_collapse_names_layer_and_shapes():

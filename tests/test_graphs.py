@@ -155,10 +155,10 @@ def test_resnet18_summary_matches_the_published_figures() -> None:
     assert summary.total_params == 11_689_512
     assert 1.80e9 < summary.total_macs < 1.83e9  # torchvision: 1.81 G multiply-adds
     rows = {row.layer: row for row in summary.receptive_field}
-    assert rows["layer4_1_conv2"].r_out == 435  # the last conv, before the global pool
+    assert rows["layer4.2.conv2"].r_out == 435  # the last conv, before the global pool
     inputs = {row.name: row.inputs for row in summary.layers}
-    assert inputs["layer2_0_add"] == ("layer2_0_conv2", "layer2_0_downsample")
-    assert inputs["layer2_0_downsample"] == ("layer1_1_out",)
+    assert inputs["layer2.1.add1"] == ("layer2.1.conv2", "layer2.1.downsample")
+    assert inputs["layer2.1.downsample"] == ("layer1.2.out",)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "squeezenet_v11_bypass",

@@ -38,7 +38,7 @@ def test_mobilenet_v1_imagenet_parameter_count():
 
 def test_mobilenet_width_multiplier_shrinks_the_net():
     spec = netbuilder.read_spec(ROOT / "specs" / "mobilenet_v1.yaml",
-                                [*IMAGENET, "width_multiplier=0.5"])
+                                [*IMAGENET, "params.width=0.5"])
     model = netbuilder.build_model(spec)
     assert model.dw_sep13.pointwise.out_channels == 512
     # the paper's Table 6 lists 1.3M parameters for 0.5 MobileNet-224

@@ -65,7 +65,7 @@ def test_overrides_do_not_touch_the_original():
 
 @pytest.mark.parametrize("assignment, message", [
     ("input.size", "KEY=VALUE"),
-    ("layers.9.conv.out_channels=3", "not an index"),
+    ("layers.9.conv.out_channels=3", "neither an index nor a layer name"),
     ("name.first=x", "not a mapping"),
 ])
 def test_bad_overrides(assignment: str, message: str):

@@ -66,8 +66,9 @@ class Geometry:
         return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))
 
     def window(self) -> Window:
-        """The receptive-field arithmetic along the height."""
-        return Window(self.span[0], self.stride[0], self.padding[0])
+        """The window along the height, and along the width where that differs."""
+        return Window(self.span[0], self.stride[0], self.padding[0], self.span[1],
+                      self.stride[1], self.padding[1])
 
     def out_shape(self, in_shape: Shape, channels: int, block: str, *,
                   ceil_mode: bool = False) -> Shape:
@@ -153,8 +154,10 @@ def format_shape(shape: Shape) -> str:
 
 
 def initialise(module: nn.Module, init: Init) -> nn.Module:
-    """Re-initialise every conv/linear inside `module` (BN keeps its identity default)."""
-    if init == "torch":
+    """Re-initialise every conv/linear inside `module` (BN keeps its identity default). A model
+    planned on the meta device has no values to set (and torch's normal_ there would import
+    its compiler, seconds of start-up), so it is left alone."""
+    if init == "torch" or any(p.is_meta for p in module.parameters()):
         return module
     for layer in module.modules():
         if isinstance(layer, (nn.Conv2d, nn.Linear)):

@@ -24,7 +24,7 @@ from ..checkpoint import (
     save_checkpoint,
     spec_fingerprint,
 )
-from ..compiler import compile_spec
+from ..compiler import compile_for_summary
 from ..errors import NetbuilderError
 from ..files import FolderLock, remove_stale_temp_files
 from ..formatting import format_table
@@ -249,7 +249,7 @@ def finish_run(run_dir: Path, spec: Spec, state: RunState, final: EvalStats,
     """Files written once at the end: confusion matrix (CSV and plot) and the summary."""
     write_confusion_csv(run_dir / "confusion.csv", final.confusion, classes)
     plot_confusion(run_dir / "confusion.png", final.confusion, classes)
-    model, plan = compile_spec(spec, device="meta")
+    model, plan = compile_for_summary(spec)
     lines = [format_table(summarize(model, plan, spec)), "",
              *(f"{key}: {value}" for key, value in details.items())]
     write_text(run_dir / "summary.txt", "\n".join(lines) + "\n")

@@ -1,0 +1,114 @@
+"""Macros: a spec's own blocks, made of other blocks (its `blocks:` section).
+
+    blocks:
+      fire_block:
+        params: {squeeze: null, expand: 64}          # null: required
+        layers:
+          - conv: {out_channels: "${squeeze}", kernel_size: 1}
+            name: squeeze
+          - ...
+    layers:
+      - fire_block: {squeeze: 16}
+        name: fire2                                  # its layers: fire2.squeeze, ...
+
+A macro is expanded where it is used, once its input's shape is known: its ${...} expressions
+see its parameters, `in_channels`, `in_height`, `in_width` and `num_classes`; inside it, `from:`
+names its own layers, `input` is its input, and its output is its last layer's. Each expanded
+layer is checked against its block's schema like a layer of the spec. No torch here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import NetbuilderError, raise_if_any
+from .language import ITEM_KEYS, Expander, Output
+from .plan import Node
+from .registry import BLOCKS, Registry, Shape
+from .spec import INPUT, Macro
+
+
+def macro_nodes(node: Node, macro: Macro, in_shape: Shape, num_classes: int,
+                stack: tuple[str, ...], known: set[str],
+                registry: Registry[Any] = BLOCKS,
+                macros: dict[str, Macro] | None = None) -> list[Node]:
+    """The nodes a use of `macro` stands for, named `<layer>.<inner layer>`."""
+    if macro.name in stack:
+        chain = " -> ".join([*stack, macro.name])
+        raise NetbuilderError(f"macro '{macro.name}' uses itself ({chain})", node.location,
+                              node.where)
+    if len(node.inputs) != 1:
+        raise NetbuilderError(f"macro '{macro.name}' reads one layer; merge the others first",
+                              node.location, node.where)
+    if len(in_shape) != 3:
+        raise NetbuilderError(f"macro '{macro.name}' needs a feature map but gets the flat "
+                              f"shape {'x'.join(map(str, in_shape))}", node.location, node.where)
+    names = {**{key: value for key, value in macro.params.items() if value is not None},
+             **node.params, "in_channels": in_shape[0], "in_height": in_shape[1],
+             "in_width": in_shape[2], "num_classes": num_classes}
+    body = Output(positions=macro.document.positions)
+    expanded = Output()
+    path = (*macro.path, "layers")
+    layers = Expander(names).items(macro.layers, body, path, expanded, (),
+                                   prefix=f"{node.name}.", entry=node.inputs[0])
+    if not layers:
+        raise NetbuilderError(f"macro '{macro.name}' has no layers here (every `when` is "
+                              "false)", node.location, node.where)
+    raise_if_any([error for index, layer in enumerate(layers)
+                  for error in layer_errors(layer, expanded, index, registry, macros or {})])
+    inner: list[Node] = []
+    for index, layer in enumerate(layers):
+        block = next(key for key in layer if key not in ITEM_KEYS)
+        where = expanded.positions.get((index,), node.location)
+        label = f"{node.where} > {layer['name']}"
+        sources = _sources(layer, index, inner, node.inputs[0], known, where, label)
+        inner.append(Node(layer["name"], block, dict(layer[block] or {}), sources, where,
+                          label))
+    return inner
+
+
+def layer_errors(layer: Any, expanded: Output, index: int, registry: Registry[Any],
+                 macros: dict[str, Macro]) -> list[NetbuilderError]:
+    """A macro's expanded layer checked like a spec's: one known block, valid parameters."""
+    from .schema import SpecValidator, block_schema, macro_schema  # schema imports this module
+
+    where = expanded.positions.get((index,))
+    if not isinstance(layer, dict):
+        return [NetbuilderError(f"a layer maps one block name to its parameters; got {layer!r}",
+                                where)]
+    blocks = [key for key in layer if key not in ITEM_KEYS]
+    if len(blocks) != 1:
+        return [NetbuilderError(f"a layer names one block, this one names {len(blocks)}", where)]
+    block = blocks[0]
+    if block in macros:
+        schema = macro_schema(block, {"params": macros[block].params})
+    elif block in registry:
+        schema = block_schema(registry.get(block))
+    else:
+        return [NetbuilderError(registry.unknown_message(block), where, layer.get("name"))]
+    return [NetbuilderError(error.message, expanded.positions.get((index, block,
+                                                                   *error.absolute_path), where),
+                            f"{layer.get('name')}.{'.'.join(map(str, error.absolute_path))}")
+            for error in SpecValidator(schema).iter_errors(layer[block])]
+
+
+def _sources(layer: dict[str, Any], index: int, inner: list[Node], entry: str,
+             known: set[str], where: Any, label: str) -> tuple[str, ...]:
+    """`from:` inside a macro: its own layers (already full names), a relative index within
+    it (reaching before its first layer gives its input), or an earlier layer of the spec."""
+    value = layer.get("from", -1)
+    sources = value if isinstance(value, list) else [value]
+    resolved = []
+    for source in sources:
+        if isinstance(source, int) and not isinstance(source, bool):
+            target = index + source
+            resolved.append(entry if target < 0 else inner[target].name)
+        elif source == INPUT:
+            resolved.append(entry)
+        elif source in {n.name for n in inner} or source in known:
+            resolved.append(source)
+        else:
+            raise NetbuilderError(f"unknown layer '{source}' (a macro reads its own earlier "
+                                  "layers, `input`, or layers before it)", where,
+                                  f"{label}.from")
+    return tuple(resolved)
