@@ -137,17 +137,20 @@ def test_readme_states_every_limit():
 
 
 def readme_specs() -> list[str]:
-    """Every complete spec (a YAML block with `name:` and `layers:`) shown in the README."""
+    """Every spec shown in the README: a YAML block with `layers:`, or one that `extends`."""
     blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
-    return [block for block in blocks if block.startswith("name:") and "\nlayers:" in block]
+    return [block for block in blocks if block.startswith(("name:", "extends:"))]
 
 
 @pytest.mark.parametrize("index", range(len(readme_specs())))
 def test_readme_spec_examples_build_and_run(index: int, tmp_path) -> None:
+    """Each example is written beside the bundled specs, which an `extends` may name."""
     import torch
 
     from netbuilder import build_model, read_spec
 
+    for bundled in SPECS:
+        (tmp_path / bundled.name).symlink_to(bundled)
     path = tmp_path / "example.yaml"
     path.write_text(readme_specs()[index])
     spec = read_spec(path)
