@@ -219,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NetbuilderError as error:
         if debug:
             traceback.print_exc()
-        print(error, file=sys.stderr)
+        rank = os.environ.get("RANK", "0")  # under torchrun, each process says who it is
+        print(error if rank == "0" else f"rank {rank}: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ Like the rest of the CLI, this is where results are printed; the library only re
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from typing import Any, Literal, get_args, get_origin
 
@@ -18,10 +19,33 @@ from .training.config import DEVICES, FLAG_FIELDS, field_declaration
 
 def register_commands(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]
                       ) -> None:
-    """Add train/eval/predict to the CLI's subcommands."""
+    """Add train/eval/predict/export to the CLI's subcommands."""
     _add_train(sub, add_set_option)
     _add_eval(sub)
     _add_predict(sub)
+    _add_export(sub, add_set_option)
+
+
+def _add_export(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]) -> None:
+    export = sub.add_parser("export", help="write a checkpoint's (or a spec's) model as ONNX, "
+                                           "an exported program or TorchScript")
+    export.add_argument("source", metavar="CHECKPOINT_OR_SPEC")
+    export.add_argument("--format", choices=("onnx", "exported-program", "torchscript"),
+                        default="onnx")
+    export.add_argument("--out", required=True, metavar="FILE")
+    add_set_option(export)
+    export.set_defaults(handler=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export, load_exportable
+
+    item = load_exportable(args.source, args.set)
+    path = export(item, args.format, args.out)
+    state = "trained" if item.trained else "untrained (from the spec)"
+    print(f"{path}: {args.format}, {item.spec.name}, {state}, input "
+          f"{'x'.join(map(str, item.spec.input_shape))}, {len(item.class_names)} classes")
+    return 0
 
 
 def _add_train(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -112,6 +136,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                           overwrite=args.overwrite, data_dir=args.data_dir,
                           progress=not args.no_progress,
                           on_epoch=print_epoch if args.no_progress else None)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun, rank 0 reports
     print(f"{result.run_dir}: {spec.name} trained {result.epochs} epochs on {result.device}; "
           f"test accuracy {result.final_test_acc:.2%}, best {result.best_test_acc:.2%} "
           f"(epoch {result.best_epoch})")

@@ -70,6 +70,11 @@ class BatchLoader:
     (seed, k, b), so a run resumed at any batch replays exactly what an uninterrupted run saw.
     In training, a last batch of a single image is left out: BatchNorm after a global pooling
     (a 1x1 map) cannot normalise one value per channel, and dropping it loses one image.
+
+    With `part=(rank, world)`, `batch_size` is the global batch and this loader yields rank's
+    equal share of each one (same order, same augmentation as one process would apply); a last
+    training batch too small to give every rank an image is left out, so all ranks take the
+    same number of steps.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class BatchLoader:
         shuffle: bool | None = None,
         seed: int = 0,
         device: str | torch.device = "cpu",
+        part: tuple[int, int] = (0, 1),
     ) -> None:
         _check(batch_size >= 1, "batch_size must be at least 1", batch_size)
         _check(dataset.images.dtype == torch.uint8, "images must be uint8", dataset.images.dtype)
@@ -93,10 +99,14 @@ class BatchLoader:
         self.train = train
         self.shuffle = train if shuffle is None else shuffle
         self.seed = seed
+        self.rank, self.world = part
 
     def __len__(self) -> int:
         count = len(self.labels)
-        if self.train and count > 1 and count % self.batch_size == 1:
+        smallest = max(2, self.world)  # a lone image (BatchNorm) or an empty rank
+        if self.train and count > self.batch_size and 0 < count % self.batch_size < smallest:
+            count -= count % self.batch_size
+        elif self.train and count > 1 and count % self.batch_size == 1:
             count -= 1
         return math.ceil(count / self.batch_size)
 
@@ -113,6 +123,15 @@ class BatchLoader:
         order = self.order(epoch)
         for index in range(start, len(self)):
             chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
+            share = _share(len(chosen), self.world, self.rank)
             generator = torch.Generator().manual_seed(mix_seed(self.seed, epoch, index, 1))
-            x = self.transform(self.images[chosen], self.train, generator)
-            yield x, self.labels[chosen]
+            x = self.transform(self.images[chosen[share]], self.train, generator,
+                               (share.start, len(chosen)))
+            yield x, self.labels[chosen[share]]
+
+
+def _share(count: int, world: int, rank: int) -> slice:
+    """Rank `rank`'s equal part of `count` items; the remainder goes to the first ranks."""
+    base, extra = divmod(count, world)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (1 if rank < extra else 0))

@@ -43,15 +43,20 @@ def random_affine(
     rotation: float = 0.0,
     translate: float = 0.0,
     scale: tuple[float, float] = (1.0, 1.0),
+    part: tuple[int, int] | None = None,
 ) -> Tensor:
     """Rotate, shift and scale every image by its own random amount, in one grid_sample call.
 
     rotation: max degrees either way; translate: max shift as a fraction of the image size;
     scale: (low, high) zoom factors. Areas shifted in are zero, so augment before normalize().
+    `part` = (start, total): the batch is images start.. of a larger batch of `total` (one
+    rank's share): the draws for the whole batch are made and this part's are used, so the
+    images change exactly as they would in one process.
     """
     n = batch.shape[0]
+    start, total = part or (0, n)
     device = generator.device if generator is not None else torch.device("cpu")
-    draws = torch.rand(4, n, generator=generator, device=device)
+    draws = torch.rand(4, total, generator=generator, device=device)[:, start:start + n]
     draws = draws.to(device=batch.device, dtype=batch.dtype)
     angle = torch.deg2rad((2 * draws[0] - 1) * rotation)
     zoom = scale[0] + (scale[1] - scale[0]) * draws[1]
@@ -96,13 +101,14 @@ class BatchTransform:
         return self.rotation > 0 or self.translate > 0 or self.scale != (1.0, 1.0)
 
     def __call__(
-        self, batch: Tensor, train: bool = False, generator: torch.Generator | None = None
+        self, batch: Tensor, train: bool = False, generator: torch.Generator | None = None,
+        part: tuple[int, int] | None = None,
     ) -> Tensor:
         x = to_float(batch)
         if self.size is not None:
             x = resize(x, self.size)
         if train and self.augments:
-            x = random_affine(x, generator, self.rotation, self.translate, self.scale)
+            x = random_affine(x, generator, self.rotation, self.translate, self.scale, part)
         if self.channels and x.shape[1] == 1 and self.channels > 1:
             x = x.expand(-1, self.channels, -1, -1)
         return normalize(x, self.mean, self.std)

@@ -106,6 +106,8 @@ class TrainConfig:
                                 "full precision elsewhere; bf16 also runs on CPUs")] = "auto"
     compile: Annotated[bool, Arg("torch.compile the model")] = False  # no gain on small CPUs
     channels_last: Annotated[bool, Arg("channels-last (NHWC) memory format")] = False
+    sync_batchnorm: Annotated[bool, Arg("with several processes (torchrun): BatchNorm "
+                                        "statistics over the global batch")] = False
 
     @classmethod
     def from_data(cls, data: dict[str, Any] | None) -> TrainConfig:

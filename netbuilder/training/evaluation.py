@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from ..data.loader import BatchLoader
 from ..errors import NetbuilderError
 from .device import autocast, prepare
+from .distributed import Cluster, all_sum
 
 PASSIVE_TAIL = (nn.Dropout, nn.Identity, nn.Flatten)  # layers that do not change what a head is
 
@@ -59,20 +60,25 @@ class EvalStats:
 
 @torch.no_grad()
 def evaluate_model(model: nn.Module, loader: BatchLoader, num_classes: int,
-                   amp_dtype: torch.dtype | None = None,
-                   channels_last: bool = False) -> EvalStats:
-    """Mean loss, accuracy and confusion matrix over a whole split, synced once at the end."""
+                   amp_dtype: torch.dtype | None = None, channels_last: bool = False,
+                   cluster: Cluster | None = None) -> EvalStats:
+    """Mean loss, accuracy and confusion matrix over a whole split, synced once at the end;
+    with several ranks, each scores its share and the sums are added up."""
     model.eval()
     device = loader.device
     loss_fn = nn.CrossEntropyLoss()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=device)
     for x, y in loader.batches(0):
+        if len(y) == 0:
+            continue
         with autocast(device, amp_dtype):
             output = model(prepare(x, channels_last))
         loss_sum += loss_fn(output.float(), y).double() * len(y)
         confusion += torch.bincount(y * num_classes + output.argmax(dim=1),
                                     minlength=num_classes * num_classes)
+    if cluster is not None:
+        loss_sum, confusion = all_sum(loss_sum, cluster), all_sum(confusion, cluster)
     confusion = confusion.view(num_classes, num_classes).cpu()
     seen = max(1, int(confusion.sum()))
     return EvalStats(float(loss_sum) / seen, int(confusion.diag().sum()) / seen, confusion)

@@ -15,6 +15,7 @@ from ..data.transforms import BatchTransform
 from ..errors import NetbuilderError
 from ..spec import Spec
 from .config import TrainConfig
+from .distributed import Cluster
 
 
 @dataclass(frozen=True)
@@ -72,18 +73,21 @@ def make_transform(spec: Spec, config: TrainConfig) -> BatchTransform:
 
 
 def make_loader(spec: Spec, config: TrainConfig, dataset: ImageDataset, train: bool,
-                device: torch.device) -> BatchLoader:
+                device: torch.device, cluster: Cluster | None = None) -> BatchLoader:
+    """Batches of the global batch size; with several ranks, this rank's share of each."""
     batch_size = config.batch_size if train else config.eval_batch_size
+    part = (cluster.rank, cluster.world) if cluster is not None else (0, 1)
     return BatchLoader(dataset, batch_size, transform=make_transform(spec, config), train=train,
-                       seed=config.seed, device=device)
+                       seed=config.seed, device=device, part=part)
 
 
 def prepare_data(spec: Spec, config: TrainConfig, data_dir: str | Path | None,
-                 device: torch.device, progress: bool = True) -> tuple[TrainConfig, Loaders]:
+                 device: torch.device, progress: bool = True,
+                 cluster: Cluster | None = None) -> tuple[TrainConfig, Loaders]:
     """Both splits on `device`, and the config with its normalisation resolved."""
     train_set = load_split(spec, config, True, data_dir, progress)
     test_set = load_split(spec, config, False, data_dir, progress)
     config = resolve_normalization(config, train_set)
-    return config, Loaders(make_loader(spec, config, train_set, True, device),
-                           make_loader(spec, config, test_set, False, device),
+    return config, Loaders(make_loader(spec, config, train_set, True, device, cluster),
+                           make_loader(spec, config, test_set, False, device, cluster),
                            train_set.classes)

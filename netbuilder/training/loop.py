@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -23,6 +23,7 @@ from ..records import EpochProgress
 from ..spec import Spec
 from .config import OptimizerConfig, TrainConfig
 from .device import autocast, autocast_dtype, prepare, synchronize
+from .distributed import Cluster, all_sum, wrap
 from .evaluation import EvalStats, evaluate_model, make_loss
 from .inputs import Loaders
 
@@ -83,7 +84,7 @@ class Session:
     """Everything that changes while training: model, optimizer, schedule, loss scaler."""
 
     model: nn.Module  # the module whose state is saved
-    forward: nn.Module  # the same model, or its torch.compile wrapper
+    forward: nn.Module  # what is called: the model, its DDP wrapper, their torch.compile
     loss_fn: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: lr_scheduler.LRScheduler
@@ -91,25 +92,30 @@ class Session:
     device: torch.device
     amp_dtype: torch.dtype | None
     channels_last: bool
+    cluster: Cluster = field(default_factory=Cluster)
+    compiled: bool = False
     warmup_seconds: float | None = None  # compile warm-up so far; None without compile
     train_warmed_up: bool = False  # the training graph has been compiled
 
-    @property
-    def compiled(self) -> bool:
-        return self.forward is not self.model
-
 
 def build_session(spec: Spec, config: TrainConfig, device: torch.device,
-                  steps_per_epoch: int) -> Session:
+                  steps_per_epoch: int, cluster: Cluster | None = None) -> Session:
+    """The same initial weights on every rank: the seed decides them (DDP also broadcasts
+    rank 0's); each rank's own random stream (dropout) starts from seed + rank."""
+    cluster = cluster or Cluster()
     torch.manual_seed(config.seed)
     model = build_model(spec).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    model, forward = wrap(model, cluster, device, config.sync_batchnorm)
+    torch.manual_seed(config.seed + cluster.rank)
     optimizer = make_optimizer(model.parameters(), config.optimizer)
     amp_dtype = autocast_dtype(config.amp, device)
     return Session(
         model=model,
-        forward=torch.compile(model) if config.compile else model,
+        forward=torch.compile(forward) if config.compile else forward,
+        compiled=config.compile,
+        cluster=cluster,
         loss_fn=make_loss(model, config.label_smoothing),
         optimizer=optimizer,
         scheduler=make_scheduler(optimizer, config, steps_per_epoch),
@@ -141,11 +147,13 @@ def train_step(session: Session, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 
 class RunningLoss:
     """Per-batch losses kept on the device and checked every few batches, so a GPU is not
-    stalled by a sync per batch; a NaN or inf is still reported with its exact batch."""
+    stalled by a sync per batch; a NaN or inf is still reported with its exact batch. With
+    several ranks the batches' sums are added up across them first, so all ranks agree."""
 
-    def __init__(self, epoch: int, batches: int):
+    def __init__(self, epoch: int, batches: int, cluster: Cluster | None = None):
         self.epoch = epoch
         self.batches = batches
+        self.cluster = cluster or Cluster()
         self.pending: list[tuple[Tensor, Tensor, int]] = []
         self.checked = 0  # batches already checked
         self.loss_sum = 0.0
@@ -159,7 +167,12 @@ class RunningLoss:
         """Fold pending batches into the sums; raise on the first non-finite loss."""
         if not self.pending:
             return
-        losses = torch.stack([loss.float() for loss, _, _ in self.pending])
+        counts = torch.tensor([count for _, _, count in self.pending], dtype=torch.float32,
+                              device=self.pending[0][0].device)
+        totals = all_sum(torch.stack([loss.float() for loss, _, _ in self.pending]) * counts,
+                         self.cluster)
+        counts = all_sum(counts, self.cluster)
+        losses = totals / counts
         finite = torch.isfinite(losses)
         if not bool(finite.all()):
             bad = int((~finite).nonzero()[0, 0])
@@ -167,9 +180,9 @@ class RunningLoss:
                 f"training diverged: the loss is {losses[bad].item()} at epoch {self.epoch}, "
                 f"batch {self.checked + bad + 1} of {self.batches}; lower the learning rate "
                 "(earlier checkpoints were kept)")
-        counts = torch.tensor([count for _, _, count in self.pending], device=losses.device)
-        self.loss_sum += float((losses * counts).sum())
-        self.correct += int(torch.stack([correct for _, correct, _ in self.pending]).sum())
+        self.loss_sum += float(totals.sum())
+        correct = torch.stack([correct for _, correct, _ in self.pending]).sum()
+        self.correct += int(all_sum(correct, self.cluster))
         self.seen += int(counts.sum())
         self.checked += len(self.pending)
         self.pending.clear()
@@ -196,7 +209,7 @@ class TrainStats:
 def train_epoch(session: Session, loader: BatchLoader, epoch: int,
                 progress: EpochProgress) -> TrainStats:
     session.model.train()
-    running = RunningLoss(epoch, len(loader))
+    running = RunningLoss(epoch, len(loader), session.cluster)
     lr, warmup, start = 0.0, 0.0, time.perf_counter()
     for index, (x, y) in enumerate(loader.batches(epoch)):
         lr = session.optimizer.param_groups[0]["lr"]
@@ -240,8 +253,11 @@ def warm_up_eval(session: Session, loader: BatchLoader) -> float:
 def evaluate_test_split(session: Session, loader: BatchLoader, num_classes: int,
                epoch: int | None = None) -> EvalStats:
     """The test split's statistics; a non-finite test loss means the run diverged."""
-    stats = evaluate_model(session.forward, loader, num_classes, session.amp_dtype,
-                           session.channels_last)
+    # several ranks score their shares without DDP: its forward would sync buffers, a
+    # collective that every rank must call equally often
+    model = session.model if session.cluster.distributed else session.forward
+    stats = evaluate_model(model, loader, num_classes, session.amp_dtype,
+                           session.channels_last, session.cluster)
     if not math.isfinite(stats.loss):
         when = f"after epoch {epoch}" if epoch is not None else "on the final weights"
         raise NetbuilderError(f"training diverged: the test loss is {stats.loss} {when}; "

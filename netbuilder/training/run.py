@@ -41,7 +41,7 @@ from ..records import (
 from ..spec import Spec
 from ..summary import summarize
 from .config import RESUME_FREE, TrainConfig, check_config
-from .device import resolve_device
+from .distributed import Cluster, barrier, from_main, gather, join, leave
 from .evaluation import EvalStats
 from .inputs import prepare_data
 from .loop import Session, build_session, evaluate_test_split, run_epoch, warm_up_eval
@@ -145,7 +145,7 @@ def checkpoint_payload(session: Session, state: RunState, spec_data: dict[str, A
         "best_test_acc": state.best_test_acc,
         "best_epoch": state.best_epoch,
         "history": copy.deepcopy(state.history),
-        "rng": {**capture_rng_state(),
+        "rng": {"ranks": gather(capture_rng_state(), session.cluster),
                 "loader": {"seed": config.seed, "next_epoch": state.epoch + 1}},
         "spec": spec_data,
         "spec_name": spec_data["name"],
@@ -188,7 +188,11 @@ def resume_state(run_dir: Path, session: Session, spec_data: dict[str, Any],
         session.scheduler.load_state_dict(payload["scheduler"])
         if session.scaler is not None and payload.get("scaler"):
             session.scaler.load_state_dict(payload["scaler"])
-        restore_rng_state(payload["rng"])
+        ranks = payload["rng"]["ranks"]
+        if len(ranks) != session.cluster.world:
+            raise NetbuilderError(f"{path} was trained by {len(ranks)} process(es); resume it "
+                                  f"with as many (this is {session.cluster.world})")
+        restore_rng_state(ranks[session.cluster.rank])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise NetbuilderError(f"cannot resume from {path}: its state does not fit this run "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
@@ -203,7 +207,7 @@ class TensorBoard:
     """Epoch scalars as TensorBoard events in the run folder, when the optional `tensorboard`
     package is installed (`tensorboard --logdir runs/` then compares runs); else nothing."""
 
-    def __init__(self, run_dir: Path, first_epoch: int):
+    def __init__(self, run_dir: Path, first_epoch: int) -> None:
         self.writer = None
         if importlib.util.find_spec("tensorboard") is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -259,7 +263,8 @@ def run_details(state: RunState, final: EvalStats, config: TrainConfig,
                 session: Session) -> dict[str, str]:
     details = {
         "dataset": config.dataset,
-        "device": str(session.device),
+        "device": str(session.device) + (f" x {session.cluster.world} processes"
+                                          if session.cluster.distributed else ""),
         "precision": str(session.amp_dtype or "float32").replace("torch.", ""),
         "epochs trained": str(state.epoch),
         "best test accuracy": f"{state.best_test_acc:.2%} (epoch {state.best_epoch})",
@@ -291,42 +296,73 @@ def run_training(
     """
     config = spec.train
     check_config(config, spec.input_shape[0])
-    run_dir = Path(out_dir) if out_dir is not None else default_run_dir(spec.name)
-    device = resolve_device(config.device)
-    lock = open_run_folder(run_dir, resume, overwrite)
+    cluster, device = join(config.device)
     try:
-        return _train(spec, config, run_dir, device, resume, data_dir, progress, on_epoch)
+        if config.batch_size % cluster.world:
+            raise NetbuilderError(f"train.batch_size {config.batch_size} (the global batch) must "
+                                  f"divide evenly among the {cluster.world} processes")
+        run_dir = Path(from_main(str(out_dir or default_run_dir(spec.name)), cluster))
+        lock = open_on_main(run_dir, resume, overwrite, cluster)
+        try:
+            return _train(spec, config, run_dir, device, cluster, resume, data_dir,
+                          progress and cluster.is_main, on_epoch)
+        finally:
+            if lock is not None:
+                lock.release()
     finally:
-        lock.release()
+        leave(cluster)
 
 
-def _train(spec: Spec, config: TrainConfig, run_dir: Path, device: torch.device, resume: bool,
-           data_dir: str | Path | None, progress: bool,
+def open_on_main(run_dir: Path, resume: bool, overwrite: bool,
+                 cluster: Cluster) -> FolderLock | None:
+    """Rank 0 opens (and locks) the run folder; the others learn whether it could."""
+    lock, problem = None, None
+    if cluster.is_main:
+        try:
+            lock = open_run_folder(run_dir, resume, overwrite)
+        except NetbuilderError as error:
+            problem = error
+    message = from_main(None if problem is None else str(problem), cluster)
+    if problem is not None:
+        raise problem
+    if message is not None:
+        raise NetbuilderError(f"rank 0 could not open the run folder: {message}")
+    return lock
+
+
+def _train(spec: Spec, config: TrainConfig, run_dir: Path, device: torch.device,
+           cluster: Cluster, resume: bool, data_dir: str | Path | None, progress: bool,
            on_epoch: Callable[[dict[str, Any]], None] | None) -> RunResult:
-    config, loaders = prepare_data(spec, config, data_dir, device, progress)
-    session = build_session(spec, config, device, len(loaders.train))
+    main = cluster.is_main
+    config, loaders = prepare_data(spec, config, data_dir, device, progress, cluster)
+    session = build_session(spec, config, device, len(loaders.train), cluster)
     spec_data = copy.deepcopy(spec.document.data) | {"train": config.to_dict()}
     state = resume_state(run_dir, session, spec_data, config) if resume else RunState()
-    write_history(run_dir, state.history)
-    write_spec_yaml(run_dir / "spec.yaml", spec_data)
+    if main:
+        write_history(run_dir, state.history)
+        write_spec_yaml(run_dir / "spec.yaml", spec_data)
     if session.compiled:
         session.warmup_seconds = warm_up_eval(session, loaders.test)
-    board = TensorBoard(run_dir, state.epoch + 1)
+    board = TensorBoard(run_dir, state.epoch + 1) if main else None
     final = None
     try:
         for epoch in range(state.epoch + 1, config.epochs + 1):
             row, final = run_epoch(session, loaders, epoch, config, spec.num_classes, progress)
             improved = state.record(row)
             payload = checkpoint_payload(session, state, spec_data, config, loaders.classes)
-            save_epoch(run_dir, payload, improved, state.history)
-            board.log(row)
-            if on_epoch is not None:
-                on_epoch(row)
+            if main:
+                save_epoch(run_dir, payload, improved, state.history)
+                board.log(row)
+                if on_epoch is not None:
+                    on_epoch(row)
+            barrier(cluster)  # the checkpoint is complete before any rank goes on
     finally:
-        board.close()
+        if board is not None:
+            board.close()
     if final is None:  # resumed a finished run: nothing trained, test the weights once more
         final = evaluate_test_split(session, loaders.test, spec.num_classes)
-    finish_run(run_dir, spec, state, final, loaders.classes,
-               run_details(state, final, config, session))
+    if main:
+        finish_run(run_dir, spec, state, final, loaders.classes,
+                   run_details(state, final, config, session))
     return RunResult(run_dir, state.epoch, state.history, state.best_test_acc, state.best_epoch,
                      final, loaders.classes, str(device), config, session.warmup_seconds)

@@ -1,0 +1,141 @@
+"""`export CHECKPOINT_OR_SPEC --format onnx|exported-program|torchscript --out FILE`: a model
+in the formats it ships in, through PyTorch's own exporters, with what a user of the file needs
+to feed it: the spec, the input shape, the normalisation and the class names.
+
+ONNX (viewed in Netron, run by onnxruntime) comes from `torch.onnx.export` (the torch.export
+based exporter) with a dynamic batch size and the metadata as model properties; an exported
+program from `torch.export`, a TorchScript module from `torch.jit.trace`, both with the metadata
+as `netbuilder.json` beside the model. ONNX needs the optional extra: `pip install '.[export]'`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from . import __version__, read_spec
+from .compiler import build_model, compile_spec
+from .data.catalog import dataset_info
+from .errors import NetbuilderError
+from .plain import plain_spec
+from .spec import Spec
+
+FORMATS = ("onnx", "exported-program", "torchscript")
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+METADATA_FILE = "netbuilder.json"
+
+
+@dataclass(frozen=True)
+class Exportable:
+    """A model in eval mode with what its users need to know."""
+
+    model: nn.Module
+    spec: Spec
+    mean: list[float] | None
+    std: list[float] | None
+    class_names: list[str]
+    trained: bool
+
+
+def load_exportable(path: str | Path, overrides: list[str] | None = None) -> Exportable:
+    """A checkpoint's trained model, or a spec's freshly initialised one."""
+    path = Path(path)
+    if path.suffix in CHECKPOINT_SUFFIXES:
+        from .inference import load_trained
+
+        trained = load_trained(path, torch.device("cpu"))
+        normalize = trained.config.transforms.normalize
+        return Exportable(trained.model, trained.spec, normalize.mean, normalize.std,
+                          trained.class_names, True)
+    spec = read_spec(path, overrides)
+    torch.manual_seed(spec.train.seed)
+    info = dataset_info(spec.train.dataset)
+    normalize = spec.train.transforms.normalize
+    mean = normalize.mean or ([info.mean] if info.size else None)
+    std = normalize.std or ([info.std] if info.size else None)
+    names = info.class_names() if info.num_classes == spec.num_classes else [
+        str(index) for index in range(spec.num_classes)]
+    return Exportable(build_model(spec).eval(), spec, mean, std, names, False)
+
+
+def metadata(item: Exportable) -> dict[str, str]:
+    _, plan = compile_spec(item.spec, device="meta")
+    return {
+        "netbuilder.version": __version__,
+        "netbuilder.spec": yaml.safe_dump(plain_spec(item.spec, plan), sort_keys=False),
+        "netbuilder.input_shape": json.dumps(list(item.spec.input_shape)),
+        "netbuilder.normalize": json.dumps({"mean": item.mean, "std": item.std,
+                                            "scale": "pixels / 255 first"}),
+        "netbuilder.class_names": json.dumps(item.class_names),
+        "netbuilder.output": _output_kind(item.spec),
+        "netbuilder.trained": json.dumps(item.trained),
+    }
+
+
+def _output_kind(spec: Spec) -> str:
+    head = spec.layers[-1].block if spec.layers else ""
+    return {"log_softmax": "log-probabilities", "softmax": "probabilities"}.get(head, "logits")
+
+
+def export(item: Exportable, form: str, out: str | Path) -> Path:
+    """Write the model to `out` (atomically: a temp file renamed over it)."""
+    if form not in FORMATS:
+        raise NetbuilderError(f"unknown export format '{form}'; expected {', '.join(FORMATS)}")
+    out = Path(out)
+    if out.is_dir():
+        raise NetbuilderError(f"--out {out} is a directory; give a file name")
+    if not out.parent.is_dir():
+        raise NetbuilderError(f"--out {out}: folder {out.parent} does not exist")
+    temp = out.with_name(f".{out.stem}.{secrets.token_hex(4)}.tmp{out.suffix}")
+    example = torch.zeros(2, *item.spec.input_shape)  # 2: a batch size free to vary
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    try:
+        {"onnx": _onnx, "exported-program": _exported_program, "torchscript": _torchscript}[
+            form](item, example, batch, temp)
+        os.replace(temp, out)
+    except OSError as exc:
+        raise NetbuilderError(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        temp.unlink(missing_ok=True)
+    return out
+
+
+def _onnx(item: Exportable, example: torch.Tensor, batch: Any, path: Path) -> None:
+    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise NetbuilderError(f"--format onnx needs {' and '.join(missing)}: install the "
+                              "optional extra, pip install -e '.[export]'")
+    import onnx
+
+    torch.onnx.export(item.model, (example,), str(path), dynamo=True, input_names=["image"],
+                      output_names=["scores"], dynamic_shapes=({0: batch},),
+                      external_data=False, verbose=False)
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, metadata(item))
+    model.doc_string = f"netbuilder spec '{item.spec.name}'"
+    onnx.save(model, str(path))
+
+
+def _exported_program(item: Exportable, example: torch.Tensor, batch: Any, path: Path) -> None:
+    program = torch.export.export(item.model, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path),
+                      extra_files={METADATA_FILE: json.dumps(metadata(item))})
+
+
+def _torchscript(item: Exportable, example: torch.Tensor, _batch: Any, path: Path) -> None:
+    """TorchScript is deprecated by PyTorch (2.14 warns); it stays for runtimes that still
+    load it, without the warning. Prefer exported-program."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(item.model, example)
+    torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: json.dumps(metadata(item))})
