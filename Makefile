@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test lint demo readme schema reproduce bench clean
+.PHONY: setup test lint demo readme schema zoo reproduce bench clean
 
 setup: $(STAMP)
 
@@ -28,8 +28,12 @@ readme: setup
 schema: setup
 	$(BIN)/python cli.py schema > docs/netbuilder.schema.json
 
+zoo: setup
+	$(BIN)/python cli.py zoo
+
 reproduce: setup
 	$(BIN)/python bench/reproduce.py --out results
+	$(BIN)/python cli.py zoo
 
 bench: setup
 	$(BIN)/python bench/train_throughput.py

@@ -129,6 +129,18 @@ def cmd_specs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .zoo import zoo_page
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(zoo_page(Path(args.specs), Path(args.results)), encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
@@ -173,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     specs.add_argument("directory", nargs="?", default="specs")
     specs.add_argument("--update-readme", metavar="README", help="rewrite its generated section")
     specs.set_defaults(handler=cmd_specs)
+    zoo = sub.add_parser("zoo", help="write the model zoo page from the specs and results")
+    zoo.add_argument("--specs", default="specs")
+    zoo.add_argument("--results", default="results/mnist.json")
+    zoo.add_argument("--out", default="docs/zoo.md")
+    zoo.set_defaults(handler=cmd_zoo)
     _add_training_commands(sub)
     return parser
 

@@ -59,6 +59,9 @@ def _add_train(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], Non
                        help="continue the run in RUN_DIR from its last.pt")
     train.add_argument("--overwrite", action="store_true",
                        help="replace the run files already in --out")
+    train.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
+                       help="train once per value (repeat for a grid); --out is the sweep's "
+                            "folder, with sweep.md, sweep.csv and sweep.png")
     train.add_argument("--data-dir", metavar="DIR",
                        help="dataset root (default: $NETBUILDER_DATA, ../shared/data or ./data)")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -127,6 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .records import format_epoch_line
     from .training.run import run_training
 
+    if args.sweep:
+        return _train_sweep(args)
     spec = read_spec(args.spec, train_overrides(args))
 
     def print_epoch(row: dict[str, Any]) -> None:
@@ -143,6 +148,19 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"(epoch {result.best_epoch})")
     if result.compile_seconds is not None:
         print(f"compile warm-up: {result.compile_seconds:.1f} s")
+    return 0
+
+
+def _train_sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    if args.resume:
+        raise NetbuilderError("--sweep starts new runs; resume one of its runs on its own")
+    folder = run_sweep(args.spec, train_overrides(args), args.sweep, args.out,
+                       overwrite=args.overwrite, data_dir=args.data_dir,
+                       progress=not args.no_progress)
+    print((folder / "sweep.md").read_text(encoding="utf-8"))
+    print(f"{folder}: sweep.md, sweep.csv, sweep.png")
     return 0
 
 

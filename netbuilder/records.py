@@ -66,7 +66,7 @@ def write_confusion_csv(path: Path, matrix: torch.Tensor, class_names: Sequence[
     write_text(path, buffer.getvalue())
 
 
-def _new_figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred: slow import
     from matplotlib.figure import Figure
 
@@ -75,7 +75,7 @@ def _new_figure(width: float, height: float) -> Any:
     return figure
 
 
-def _save_figure(figure: Any, path: Path) -> None:
+def save_figure(figure: Any, path: Path) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     atomic_write_bytes(path, buffer.getvalue())
@@ -83,7 +83,7 @@ def _save_figure(figure: Any, path: Path) -> None:
 
 def plot_curves(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     """Loss and accuracy per epoch, train and test, side by side."""
-    figure = _new_figure(10, 4)
+    figure = new_figure(10, 4)
     loss_axes, acc_axes = figure.subplots(1, 2)
     epochs = [row["epoch"] for row in rows]
     for axes, metric, label in ((loss_axes, "loss", "loss"), (acc_axes, "acc", "accuracy")):
@@ -94,13 +94,13 @@ def plot_curves(path: Path, rows: Sequence[dict[str, Any]]) -> None:
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
         axes.legend()
-    _save_figure(figure, path)
+    save_figure(figure, path)
 
 
 def plot_confusion(path: Path, matrix: torch.Tensor, class_names: Sequence[str]) -> None:
     """Counts as a heat map with the numbers written in, true classes down the side."""
     size = max(4.0, 0.5 * len(class_names) + 2)
-    figure = _new_figure(size, size)
+    figure = new_figure(size, size)
     axes = figure.subplots()
     counts = matrix.cpu()
     axes.imshow(counts.numpy(), cmap="Blues")
@@ -114,7 +114,7 @@ def plot_confusion(path: Path, matrix: torch.Tensor, class_names: Sequence[str])
                                         strict=True):
         axes.text(predicted, true, str(count), ha="center", va="center", fontsize=7,
                   color="white" if count > threshold else "black")
-    _save_figure(figure, path)
+    save_figure(figure, path)
 
 
 def _cells(n: int) -> list[tuple[int, int]]:
