@@ -52,7 +52,7 @@ def test_run_checkpoint_holds_what_resume_needs(trained_run: Path) -> None:
     payload = load_checkpoint(trained_run / "last.pt")
     assert payload["epoch"] == 1 and payload["spec_name"] == "tiny"
     assert {"optimizer", "scheduler", "rng", "history", "train_config"} <= payload.keys()
-    assert payload["rng"]["torch"].dtype == torch.uint8
+    assert payload["rng"]["ranks"][0]["torch"].dtype == torch.uint8  # one process: one rank
     assert payload["rng"]["loader"] == {"seed": 1, "next_epoch": 2}
     assert payload["spec"]["train"]["optimizer"]["momentum"] == 0.9  # the resolved config
     assert payload["class_names"] == [str(i) for i in range(10)]
