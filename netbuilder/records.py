@@ -8,6 +8,7 @@ Plots use matplotlib's object API on an Agg canvas: no pyplot, no global backend
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import sys
 from collections.abc import Sequence
@@ -166,3 +167,39 @@ class EpochProgress:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class TensorBoard:
+    """Epoch scalars as TensorBoard events in the run folder, when the optional `tensorboard`
+    package is installed (`tensorboard --logdir runs/` then compares runs); else nothing."""
+
+    def __init__(self, run_dir: Path, first_epoch: int) -> None:
+        self.writer = None
+        if importlib.util.find_spec("tensorboard") is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step drops events a killed run wrote after its last checkpoint
+            self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=first_epoch)
+
+    def log(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        step = row["epoch"]
+        for split in ("train", "test"):
+            self.writer.add_scalar(f"loss/{split}", row[f"{split}_loss"], step)
+            self.writer.add_scalar(f"accuracy/{split}", row[f"{split}_acc"], step)
+        self.writer.add_scalar("lr", row["lr"], step)
+        self.writer.add_scalar("images_per_s", row["images_per_s"], step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """metrics.csv and curves.png, rewritten whole from the history (kept in the checkpoint):
+    a resumed run repairs them even if a kill came between last.pt and these files."""
+    write_metrics(run_dir / "metrics.csv", history)
+    if history:
+        plot_curves(run_dir / "curves.png", history)
