@@ -359,3 +359,27 @@ def test_one_epoch_on_real_mnist(tmp_path: Path) -> None:
                           data_dir=MNIST_RAW.parents[1])
     assert result.final_test_acc > 0.25  # a 414-parameter net after one epoch; chance is 0.1
     assert make_transform(spec, result.config).size == (28, 28)
+
+
+def test_ema_weights_are_tested_saved_and_resumed_exactly(tmp_path: Path) -> None:
+    train = {"epochs": 2, "ema": 0.9}
+    spec = load_spec_data(tmp_path, dropout=0.2, train=train)
+    straight = run_training(spec, tmp_path / "straight", progress=False)
+    payload = load_checkpoint(tmp_path / "straight" / "last.pt")
+    model, raw = payload["model"], payload["training_model"]
+    assert not torch.equal(model["conv1.weight"], raw["conv1.weight"])  # an average, not the last
+    assert payload["ema"]["n_averaged"].item() == 2 * SYNTHETIC_BATCHES
+    from netbuilder.inference import evaluate_checkpoint
+
+    assert evaluate_checkpoint(tmp_path / "straight" / "last.pt", device="cpu").accuracy == \
+        straight.final_test_acc  # the tested weights are the saved ones
+    with pytest.raises(KeyboardInterrupt):  # stopped after its first epoch's checkpoint
+        run_training(spec, tmp_path / "resumed", progress=False, on_epoch=_stop)
+    run_training(spec, tmp_path / "resumed", resume=True, progress=False)
+    resumed = load_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert_same_weights(resumed["model"], model)
+    assert_same_weights(resumed["training_model"], raw)
+
+
+def _stop(row: dict[str, Any]) -> None:
+    raise KeyboardInterrupt

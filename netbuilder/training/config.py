@@ -99,6 +99,9 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     label_smoothing: Annotated[float, Arg("label smoothing of the cross-entropy", minimum=0,
                                           exclusive_maximum=1)] = 0.0
+    ema: Annotated[float, Arg("decay of an exponential moving average of the weights (and "
+                              "BatchNorm statistics), tested and saved as the model; 0: off",
+                              minimum=0, exclusive_maximum=1)] = 0.0  # off: the seeds had none
     transforms: TransformsConfig = field(default_factory=TransformsConfig)
     device: Annotated[Device, Arg("where to train: auto picks CUDA, then MPS, then the "
                                   "CPU")] = "auto"

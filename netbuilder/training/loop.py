@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.optim import lr_scheduler
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..compiler import build_model
 from ..data.loader import BatchLoader
@@ -93,6 +94,7 @@ class Session:
     amp_dtype: torch.dtype | None
     channels_last: bool
     cluster: Cluster = field(default_factory=Cluster)
+    ema: AveragedModel | None = None  # the averaged weights, when train.ema is on
     compiled: bool = False
     warmup_seconds: float | None = None  # compile warm-up so far; None without compile
     train_warmed_up: bool = False  # the training graph has been compiled
@@ -108,6 +110,8 @@ def build_session(spec: Spec, config: TrainConfig, device: torch.device,
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model, forward = wrap(model, cluster, device, config.sync_batchnorm)
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema),
+                         use_buffers=True) if config.ema else None)
     torch.manual_seed(config.seed + cluster.rank)
     optimizer = make_optimizer(model.parameters(), config.optimizer)
     amp_dtype = autocast_dtype(config.amp, device)
@@ -116,6 +120,7 @@ def build_session(spec: Spec, config: TrainConfig, device: torch.device,
         forward=torch.compile(forward) if config.compile else forward,
         compiled=config.compile,
         cluster=cluster,
+        ema=ema,
         loss_fn=make_loss(model, config.label_smoothing),
         optimizer=optimizer,
         scheduler=make_scheduler(optimizer, config, steps_per_epoch),
@@ -142,6 +147,8 @@ def train_step(session: Session, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         loss.backward()
         session.optimizer.step()
     session.scheduler.step()
+    if session.ema is not None:
+        session.ema.update_parameters(session.model)
     return loss.detach(), (output.detach().argmax(dim=1) == y).sum()
 
 
@@ -254,8 +261,10 @@ def evaluate_test_split(session: Session, loader: BatchLoader, num_classes: int,
                epoch: int | None = None) -> EvalStats:
     """The test split's statistics; a non-finite test loss means the run diverged."""
     # several ranks score their shares without DDP: its forward would sync buffers, a
-    # collective that every rank must call equally often
+    # collective that every rank must call equally often; with train.ema, the average is tested
     model = session.model if session.cluster.distributed else session.forward
+    if session.ema is not None:
+        model = session.ema.module
     stats = evaluate_model(model, loader, num_classes, session.amp_dtype,
                            session.channels_last, session.cluster)
     if not math.isfinite(stats.loss):

@@ -132,9 +132,12 @@ def checkpoint_payload(session: Session, state: RunState, spec_data: dict[str, A
                        config: TrainConfig, classes: list[str]) -> dict[str, Any]:
     """Plain data and tensors only, so `torch.load(weights_only=True)` reads it back."""
     last = state.history[-1] if state.history else {}
+    ema = session.ema
     return {
         "format_version": FORMAT_VERSION,
-        "model": session.model.state_dict(),
+        "model": (ema.module if ema is not None else session.model).state_dict(),  # tested
+        "training_model": session.model.state_dict() if ema is not None else None,
+        "ema": ema.state_dict() if ema is not None else None,  # with its update count
         "optimizer": session.optimizer.state_dict(),
         "scheduler": session.scheduler.state_dict(),
         "scaler": session.scaler.state_dict() if session.scaler else None,
@@ -182,7 +185,11 @@ def resume_state(run_dir: Path, session: Session, spec_data: dict[str, Any],
     check_same_spec(payload, spec_data, path)
     check_same_training(payload, config, path)
     try:
-        session.model.load_state_dict(payload["model"])
+        if session.ema is not None:
+            session.model.load_state_dict(payload["training_model"])
+            session.ema.load_state_dict(payload["ema"])
+        else:
+            session.model.load_state_dict(payload["model"])
         session.optimizer.load_state_dict(payload["optimizer"])
         session.scheduler.load_state_dict(payload["scheduler"])
         if session.scaler is not None and payload.get("scaler"):
