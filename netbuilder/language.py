@@ -168,8 +168,8 @@ class Expander:
         """The layers of a list of items; `prefix` names a group's layers, `entry` is the layer
         a group instance reads (its `input`)."""
         if not isinstance(items, list):
-            raise NetbuilderError("expected a list of layers", source.positions.get(path),
-                                  _where(path))
+            raise NetbuilderError(f"expected a list of layers, got {items!r}",
+                                  _nearest(source.positions, path), _where(path))
         layers: list[Any] = []
         local: dict[str, str] = {}  # a name as written in this group -> its full name
         counts: dict[str, int] = {} if prefix else self.counts
@@ -284,6 +284,14 @@ class Expander:
         layer["from"] = renamed[0] if single else renamed
 
 
+def _nearest(positions: dict[PathKey, Location], path: PathKey) -> Location | None:
+    """The position of `path`, or of its nearest ancestor that has one."""
+    for end in range(len(path), -1, -1):
+        if path[:end] in positions:
+            return positions[path[:end]]
+    return None
+
+
 def _expressions(value: Any, path: PathKey = ()) -> list[tuple[PathKey, str]]:
     """(path, text) of every ${...} string inside a value."""
     if isinstance(value, dict):
@@ -335,6 +343,14 @@ def apply_edits(document: SpecDocument, out: Output, expander: Expander) -> None
     """`override`, `insert` and `remove` of one document, on the resolved layers."""
     data = document.data
     layers = out.data["layers"]
+    for key, kind, example in (("override", dict, "{layer: {parameter: value}}"),
+                               ("insert", list, "[{after: layer, layers: [...]}]"),
+                               ("remove", list, "[layer, ...]")):
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise NetbuilderError(f"{key} expects {example}, got {data[key]!r}",
+                                  document.locate((key,)), key)
+    if not isinstance(layers, list):
+        return  # the schema says what is wrong with it
     for name, params in (data.get("override") or {}).items():
         index = _find(layers, name, document, ("override",), "override")
         block = next(key for key in layers[index] if key not in ITEM_KEYS)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import NetbuilderError, raise_if_any
+from .errors import Location, NetbuilderError, raise_if_any
 from .language import ITEM_KEYS, Expander, Output
 from .plan import Node
 from .registry import BLOCKS, Registry, Shape
@@ -69,27 +69,22 @@ def macro_nodes(node: Node, macro: Macro, in_shape: Shape, num_classes: int,
 
 def layer_errors(layer: Any, expanded: Output, index: int, registry: Registry[Any],
                  macros: dict[str, Macro]) -> list[NetbuilderError]:
-    """A macro's expanded layer checked like a spec's: one known block, valid parameters."""
-    from .schema import SpecValidator, block_schema, macro_schema  # schema imports this module
+    """A macro's expanded layer checked as a spec's layer is, with the same messages."""
+    from .document import SpecDocument  # schema imports this module: import on use
+    from .schema import SpecValidator, spec_schema, to_netbuilder_error
 
-    where = expanded.positions.get((index,))
-    if not isinstance(layer, dict):
-        return [NetbuilderError(f"a layer maps one block name to its parameters; got {layer!r}",
-                                where)]
-    blocks = [key for key in layer if key not in ITEM_KEYS]
-    if len(blocks) != 1:
-        return [NetbuilderError(f"a layer names one block, this one names {len(blocks)}", where)]
-    block = blocks[0]
-    if block in macros:
-        schema = macro_schema(block, {"params": macros[block].params})
-    elif block in registry:
-        schema = block_schema(registry.get(block))
-    else:
-        return [NetbuilderError(registry.unknown_message(block), where, layer.get("name"))]
-    return [NetbuilderError(error.message, expanded.positions.get((index, block,
-                                                                   *error.absolute_path), where),
-                            f"{layer.get('name')}.{'.'.join(map(str, error.absolute_path))}")
-            for error in SpecValidator(schema).iter_errors(layer[block])]
+    source = str((expanded.positions.get((index,)) or Location()).file or "<macro>")
+    data = {"layers": [layer]}
+    positions = {("layers", 0, *rest): where for rest, where in expanded.positions.items()
+                 if rest[:1] == (index,) for rest in [rest[1:]]}
+    document = SpecDocument(data, source, positions)
+    schema = spec_schema(registry, {name: {"params": m.params, "layers": m.layers}
+                                    for name, m in macros.items()})
+    schema["required"] = []
+    errors = [to_netbuilder_error(error, document, registry)
+              for error in SpecValidator(schema).iter_errors(data)]
+    return [NetbuilderError(e.message, e.location, (e.where or "").replace("layers[0] ", ""))
+            for e in errors]
 
 
 def _sources(layer: dict[str, Any], index: int, inner: list[Node], entry: str,

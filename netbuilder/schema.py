@@ -227,7 +227,7 @@ def validate_document(
     validator = SpecValidator(spec_schema(registry, macros))
     errors = sorted(validator.iter_errors(document.data),
                     key=lambda e: (list(map(str, e.absolute_path)), e.validator))
-    return [_to_netbuilder_error(error, document, registry) for error in errors]
+    return [to_netbuilder_error(error, document, registry) for error in errors]
 
 
 def _is_integer(_checker: Any, instance: Any) -> bool:
@@ -278,7 +278,7 @@ def describe_place(data: Any, path: PathKey) -> str:
     return text
 
 
-def _to_netbuilder_error(
+def to_netbuilder_error(
     error: jsonschema.ValidationError, document: SpecDocument, registry: Registry[BlockDef]
 ) -> NetbuilderError:
     path = tuple(error.absolute_path)
@@ -302,6 +302,9 @@ def _to_netbuilder_error(
         wanted = error.validator_value
         wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
         message = f"expected {_article(wanted)} {wanted}, got {error.instance!r}"
+    elif error.validator == "anyOf" and path[-1:] == ("from",):
+        message = ("expected a layer name, 'input', a negative index (-1: the layer above) or a "
+                   f"list of them; got {error.instance!r}")
     elif error.validator == "anyOf":
         options = " or ".join(_describe(option) for option in error.validator_value)
         message = f"expected {options}, got {error.instance!r}"

@@ -1,6 +1,6 @@
-"""Property-based fuzzing of the spec path: whatever YAML arrives, reading, validating and
-planning it (on the meta device) gives a Spec and a model, or one NetbuilderError; never
-another exception, and never more than a bounded time."""
+"""Property-based fuzzing of the spec path: whatever YAML arrives, reading, resolving (params,
+expressions, repeat, macros), validating and planning it (on the meta device) gives a Spec and
+a model, or one NetbuilderError; never another exception, and never more than a bounded time."""
 
 from __future__ import annotations
 
@@ -14,16 +14,20 @@ from hypothesis import strategies as st
 from netbuilder.compiler import compile_spec
 from netbuilder.document import parse_spec
 from netbuilder.errors import NetbuilderError
+from netbuilder.language import resolve
 from netbuilder.registry import BLOCKS
 from netbuilder.schema import validate
 
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),  # 3000 for a hunt
                 deadline=2000, suppress_health_check=[HealthCheck.too_slow])
-PARAM_NAMES = sorted({p.name for block in BLOCKS for p in block.params} | {"name", "junk"})
+PARAM_NAMES = sorted({p.name for block in BLOCKS for p in block.params}
+                     | {"name", "junk", "from", "repeat", "when", "sequence"})
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-5, 300), st.integers(), st.floats(allow_nan=True),
-    st.sampled_from(["num_classes", "relu", "same", "", "conv_bn_act", "1e-3"]),
+    st.sampled_from(["num_classes", "relu", "same", "", "conv_bn_act", "1e-3", "input", "-1",
+                     "${w * 2}", "${w}", "${i}", "${1 / 0}", "${w if w > 1 else 'a'}",
+                     "${make_divisible(w * 10)}", "${x.y}", "${w"]),
     st.text(max_size=8),
 )
 values = st.recursive(scalars, lambda inner: st.one_of(
@@ -44,14 +48,17 @@ documents = st.fixed_dictionaries(
          values),
      "num_classes": st.one_of(st.integers(-1, 20), scalars),
      "layers": st.one_of(st.lists(layer, max_size=8), values)},
-    optional={"train": values, "width_multiplier": scalars, "junk": values},
+    optional={"train": values, "params": st.dictionaries(st.sampled_from(["w", "x", "1bad"]),
+                                                          scalars, max_size=3),
+              "blocks": st.dictionaries(st.sampled_from(["mac", "conv"]), values, max_size=2),
+              "override": values, "insert": values, "remove": values, "junk": values},
 )
 
 
 def read_and_plan(text: str) -> None:
     """The whole path a `validate` takes; only NetbuilderError may leave it."""
     try:
-        spec = validate(parse_spec(text, "<fuzz>"))
+        spec = validate(resolve(parse_spec(text, "<fuzz>")))
         compile_spec(spec, device="meta")
     except NetbuilderError:
         pass
@@ -82,5 +89,5 @@ def test_the_strategies_reach_valid_specs() -> None:
     """Guard against a fuzzer that only ever produces junk: a plain generated spec plans."""
     text = yaml.safe_dump({"name": "x", "input": {"channels": 1, "size": 8}, "num_classes": 10,
                            "layers": [{"conv": {"out_channels": "num_classes"}}, {"gap": None}]})
-    spec = validate(parse_spec(text))
+    spec = validate(resolve(parse_spec(text)))
     assert math.prod(compile_spec(spec, device="meta")[1][-1].out_shape) == 10
