@@ -124,12 +124,16 @@ def write_markdown(rows: dict[str, dict], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def save(rows: dict[str, dict], out: Path, readme: Path = ROOT / "README.md") -> None:
+def save(rows: dict[str, dict], out: Path) -> None:
+    """mnist.json and mnist.md in `out`; the README quotes them when `out` is results/ (a
+    run into another folder, merged later with --merge, leaves the README alone)."""
     ordered = dict(sorted(rows.items()))
     (out / "mnist.json").write_text(json.dumps(ordered, indent=2) + "\n", encoding="utf-8")
     write_markdown(ordered, out / "mnist.md")
-    readme.write_text(with_results(readme.read_text(encoding="utf-8"), results_table(out)),
-                      encoding="utf-8")
+    readme = ROOT / "README.md"
+    if out.resolve() == (ROOT / "results").resolve():
+        readme.write_text(with_results(readme.read_text(encoding="utf-8"), results_table(out)),
+                          encoding="utf-8")
 
 
 def results_table(out: Path) -> str:
