@@ -88,7 +88,7 @@ class Arg:
     maximum: float | None = None
     exclusive_minimum: float | None = None
     exclusive_maximum: float | None = None
-    channels: bool = False  # a channel count: may be 'num_classes', scaled by width_multiplier
+    channels: bool = False  # a channel count: may say 'num_classes'
     min_items: int | None = None  # for a list: its length bounds
     max_items: int | None = None
 

@@ -87,7 +87,8 @@ def test_fingerprint_covers_the_architecture_only() -> None:
     base = spec_fingerprint(SPEC)
     renamed = {**copy.deepcopy(SPEC), "name": "other", "train": {"epochs": 9}}
     assert spec_fingerprint(renamed) == base
-    assert spec_fingerprint({**SPEC, "width_multiplier": 1}) == base  # the default, spelt out
+    assert spec_fingerprint({**SPEC, "description": "notes"}) == base
+    assert spec_fingerprint({**SPEC, "blocks": {"m": {"layers": [{"relu": {}}]}}}) != base
     wider = copy.deepcopy(SPEC)
     wider["layers"][0]["conv_bn"]["out_channels"] = 8
     assert spec_fingerprint(wider) != base
