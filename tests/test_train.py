@@ -368,7 +368,7 @@ def test_ema_weights_are_tested_saved_and_resumed_exactly(tmp_path: Path) -> Non
     payload = load_checkpoint(tmp_path / "straight" / "last.pt")
     model, raw = payload["model"], payload["training_model"]
     assert not torch.equal(model["conv1.weight"], raw["conv1.weight"])  # an average, not the last
-    assert payload["ema"]["n_averaged"].item() == 2 * SYNTHETIC_BATCHES
+    assert payload["ema_state"]["n_averaged"].item() == 2 * SYNTHETIC_BATCHES
     from netbuilder.inference import evaluate_checkpoint
 
     assert evaluate_checkpoint(tmp_path / "straight" / "last.pt", device="cpu").accuracy == \

@@ -137,7 +137,7 @@ def checkpoint_payload(session: Session, state: RunState, spec_data: dict[str, A
         "format_version": FORMAT_VERSION,
         "model": (ema.module if ema is not None else session.model).state_dict(),  # tested
         "training_model": session.model.state_dict() if ema is not None else None,
-        "ema": ema.state_dict() if ema is not None else None,  # with its update count
+        "ema_state": ema.state_dict() if ema is not None else None,  # with its update count
         "optimizer": session.optimizer.state_dict(),
         "scheduler": session.scheduler.state_dict(),
         "scaler": session.scaler.state_dict() if session.scaler else None,
@@ -187,7 +187,7 @@ def resume_state(run_dir: Path, session: Session, spec_data: dict[str, Any],
     try:
         if session.ema is not None:
             session.model.load_state_dict(payload["training_model"])
-            session.ema.load_state_dict(payload["ema"])
+            session.ema.load_state_dict(payload["ema_state"])
         else:
             session.model.load_state_dict(payload["model"])
         session.optimizer.load_state_dict(payload["optimizer"])
