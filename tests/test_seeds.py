@@ -41,93 +41,79 @@ GAP9K = """
 AdaptiveAvgPool2d-14             [-1, 10, 1, 1]               0
 """
 
-# ../shared/seeds/003, "Model 1": 3x3 convs without padding or bias, ReLU, 10% dropout after the
-# 3x3 convs; 1 -> 8 | 8 -> 16 -> 24 | transition 24 -> 8 with max-pool | 8 -> 16 -> 24 | output
-# 1x1 24 -> 10 and 7x7 10 -> 10; 14,620 parameters. Pool before the 1x1 and ReLU after both 1x1
-# convs are netbuilder's choices (the spec's header says so).
+# ../shared/seeds/003, "Model 1": 3x3 convs without padding or bias, ReLU, 10% dropout;
+# 1 -> 8 | 8 -> 16 -> 24 | transition 24 -> 8 with max-pool | 8 -> 16 -> 24 | output 1x1 24 -> 10
+# and 7x7 10 -> 10; 14,620 parameters. Where the seed is silent the rows follow netbuilder's
+# choices (the spec's header says so): pool, then a linear 1x1; one dropout after the last 3x3
+# conv; ReLU after the output 1x1.
 MODEL1 = """
-            Conv2d-1            [-1, 8, 26, 26]              72
-              ReLU-2            [-1, 8, 26, 26]               0
-           Dropout-3            [-1, 8, 26, 26]               0
-            Conv2d-4           [-1, 16, 24, 24]           1,152
-              ReLU-5           [-1, 16, 24, 24]               0
-           Dropout-6           [-1, 16, 24, 24]               0
-            Conv2d-7           [-1, 24, 22, 22]           3,456
-              ReLU-8           [-1, 24, 22, 22]               0
-           Dropout-9           [-1, 24, 22, 22]               0
-        MaxPool2d-10           [-1, 24, 11, 11]               0
-           Conv2d-11            [-1, 8, 11, 11]             192
-             ReLU-12            [-1, 8, 11, 11]               0
-           Conv2d-13             [-1, 16, 9, 9]           1,152
-             ReLU-14             [-1, 16, 9, 9]               0
-          Dropout-15             [-1, 16, 9, 9]               0
-           Conv2d-16             [-1, 24, 7, 7]           3,456
-             ReLU-17             [-1, 24, 7, 7]               0
-          Dropout-18             [-1, 24, 7, 7]               0
-           Conv2d-19             [-1, 10, 7, 7]             240
-             ReLU-20             [-1, 10, 7, 7]               0
-           Conv2d-21             [-1, 10, 1, 1]           4,900
+          Conv2d-1     [-1, 8, 26, 26]              72
+            ReLU-2     [-1, 8, 26, 26]               0
+          Conv2d-3    [-1, 16, 24, 24]           1,152
+            ReLU-4    [-1, 16, 24, 24]               0
+          Conv2d-5    [-1, 24, 22, 22]           3,456
+            ReLU-6    [-1, 24, 22, 22]               0
+       MaxPool2d-7    [-1, 24, 11, 11]               0
+          Conv2d-8     [-1, 8, 11, 11]             192
+          Conv2d-9      [-1, 16, 9, 9]           1,152
+           ReLU-10      [-1, 16, 9, 9]               0
+         Conv2d-11      [-1, 24, 7, 7]           3,456
+           ReLU-12      [-1, 24, 7, 7]               0
+        Dropout-13      [-1, 24, 7, 7]               0
+         Conv2d-14      [-1, 10, 7, 7]             240
+           ReLU-15      [-1, 10, 7, 7]               0
+         Conv2d-16      [-1, 10, 1, 1]           4,900
 """
 
 # ../shared/seeds/003, "Model 2": Model 1 with BatchNorm after each of the five 3x3 convs; 14,796.
 MODEL2 = """
-            Conv2d-1            [-1, 8, 26, 26]              72
-       BatchNorm2d-2            [-1, 8, 26, 26]              16
-              ReLU-3            [-1, 8, 26, 26]               0
-           Dropout-4            [-1, 8, 26, 26]               0
-            Conv2d-5           [-1, 16, 24, 24]           1,152
-       BatchNorm2d-6           [-1, 16, 24, 24]              32
-              ReLU-7           [-1, 16, 24, 24]               0
-           Dropout-8           [-1, 16, 24, 24]               0
-            Conv2d-9           [-1, 24, 22, 22]           3,456
-      BatchNorm2d-10           [-1, 24, 22, 22]              48
-             ReLU-11           [-1, 24, 22, 22]               0
-          Dropout-12           [-1, 24, 22, 22]               0
-        MaxPool2d-13           [-1, 24, 11, 11]               0
-           Conv2d-14            [-1, 8, 11, 11]             192
-             ReLU-15            [-1, 8, 11, 11]               0
-           Conv2d-16             [-1, 16, 9, 9]           1,152
-      BatchNorm2d-17             [-1, 16, 9, 9]              32
-             ReLU-18             [-1, 16, 9, 9]               0
-          Dropout-19             [-1, 16, 9, 9]               0
-           Conv2d-20             [-1, 24, 7, 7]           3,456
-      BatchNorm2d-21             [-1, 24, 7, 7]              48
-             ReLU-22             [-1, 24, 7, 7]               0
-          Dropout-23             [-1, 24, 7, 7]               0
-           Conv2d-24             [-1, 10, 7, 7]             240
-             ReLU-25             [-1, 10, 7, 7]               0
-           Conv2d-26             [-1, 10, 1, 1]           4,900
+          Conv2d-1     [-1, 8, 26, 26]              72
+     BatchNorm2d-2     [-1, 8, 26, 26]              16
+            ReLU-3     [-1, 8, 26, 26]               0
+          Conv2d-4    [-1, 16, 24, 24]           1,152
+     BatchNorm2d-5    [-1, 16, 24, 24]              32
+            ReLU-6    [-1, 16, 24, 24]               0
+          Conv2d-7    [-1, 24, 22, 22]           3,456
+     BatchNorm2d-8    [-1, 24, 22, 22]              48
+            ReLU-9    [-1, 24, 22, 22]               0
+      MaxPool2d-10    [-1, 24, 11, 11]               0
+         Conv2d-11     [-1, 8, 11, 11]             192
+         Conv2d-12      [-1, 16, 9, 9]           1,152
+    BatchNorm2d-13      [-1, 16, 9, 9]              32
+           ReLU-14      [-1, 16, 9, 9]               0
+         Conv2d-15      [-1, 24, 7, 7]           3,456
+    BatchNorm2d-16      [-1, 24, 7, 7]              48
+           ReLU-17      [-1, 24, 7, 7]               0
+        Dropout-18      [-1, 24, 7, 7]               0
+         Conv2d-19      [-1, 10, 7, 7]             240
+           ReLU-20      [-1, 10, 7, 7]               0
+         Conv2d-21      [-1, 10, 1, 1]           4,900
 """
 
 # ../shared/seeds/003, "Model 5": 1 -> 6 | 6 -> 16 -> 20 | transition 20 -> 6 with max-pool |
 # 6 -> 16 -> 20 | output 20 -> 10 and global average pooling; BatchNorm after the five 3x3
-# convs, no bias, ReLU, 10% dropout; 8,018 parameters.
+# convs, no bias, ReLU, 10% dropout; 8,018 parameters. Silent details as in Model 1.
 MODEL5 = """
-            Conv2d-1            [-1, 6, 26, 26]              54
-       BatchNorm2d-2            [-1, 6, 26, 26]              12
-              ReLU-3            [-1, 6, 26, 26]               0
-           Dropout-4            [-1, 6, 26, 26]               0
-            Conv2d-5           [-1, 16, 24, 24]             864
-       BatchNorm2d-6           [-1, 16, 24, 24]              32
-              ReLU-7           [-1, 16, 24, 24]               0
-           Dropout-8           [-1, 16, 24, 24]               0
-            Conv2d-9           [-1, 20, 22, 22]           2,880
-      BatchNorm2d-10           [-1, 20, 22, 22]              40
-             ReLU-11           [-1, 20, 22, 22]               0
-          Dropout-12           [-1, 20, 22, 22]               0
-        MaxPool2d-13           [-1, 20, 11, 11]               0
-           Conv2d-14            [-1, 6, 11, 11]             120
-             ReLU-15            [-1, 6, 11, 11]               0
-           Conv2d-16             [-1, 16, 9, 9]             864
-      BatchNorm2d-17             [-1, 16, 9, 9]              32
-             ReLU-18             [-1, 16, 9, 9]               0
-          Dropout-19             [-1, 16, 9, 9]               0
-           Conv2d-20             [-1, 20, 7, 7]           2,880
-      BatchNorm2d-21             [-1, 20, 7, 7]              40
-             ReLU-22             [-1, 20, 7, 7]               0
-          Dropout-23             [-1, 20, 7, 7]               0
-           Conv2d-24             [-1, 10, 7, 7]             200
-AdaptiveAvgPool2d-25             [-1, 10, 1, 1]               0
+          Conv2d-1     [-1, 6, 26, 26]              54
+     BatchNorm2d-2     [-1, 6, 26, 26]              12
+            ReLU-3     [-1, 6, 26, 26]               0
+          Conv2d-4    [-1, 16, 24, 24]             864
+     BatchNorm2d-5    [-1, 16, 24, 24]              32
+            ReLU-6    [-1, 16, 24, 24]               0
+          Conv2d-7    [-1, 20, 22, 22]           2,880
+     BatchNorm2d-8    [-1, 20, 22, 22]              40
+            ReLU-9    [-1, 20, 22, 22]               0
+      MaxPool2d-10    [-1, 20, 11, 11]               0
+         Conv2d-11     [-1, 6, 11, 11]             120
+         Conv2d-12      [-1, 16, 9, 9]             864
+    BatchNorm2d-13      [-1, 16, 9, 9]              32
+           ReLU-14      [-1, 16, 9, 9]               0
+         Conv2d-15      [-1, 20, 7, 7]           2,880
+    BatchNorm2d-16      [-1, 20, 7, 7]              40
+           ReLU-17      [-1, 20, 7, 7]               0
+        Dropout-18      [-1, 20, 7, 7]               0
+         Conv2d-19      [-1, 10, 7, 7]             200
+AdaptiveAvgPool2d-20      [-1, 10, 1, 1]               0
 """
 
 SEED_TABLES = {"gap9k": (GAP9K, 9_032), "model1": (MODEL1, 14_620), "model2": (MODEL2, 14_796),
