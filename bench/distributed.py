@@ -45,10 +45,11 @@ def main() -> int:
                    max(1, cores // args.processes))
     print(f"{args.spec}, {args.epochs} epoch(s) of MNIST, global batch from the spec, {cores} "
           "CPU cores")
-    print(f"  1 process, {cores} threads            {one:8.0f} img/s   x1.00")
-    print(f"  {args.processes} processes (torchrun, gloo), "
-          f"{max(1, cores // args.processes)} thread(s) each {many:8.0f} img/s   "
-          f"x{many / one:.2f}")
+    rows = {f"1 process, {cores} threads": one,
+            f"{args.processes} processes (torchrun, gloo), "
+            f"{max(1, cores // args.processes)} thread(s) each": many}
+    for label, speed in rows.items():
+        print(f"  {label:<48} {speed:8.0f} img/s   x{speed / one:.2f}")
     return 0
 
 
