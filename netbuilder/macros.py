@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import Location, NetbuilderError, raise_if_any
-from .language import ITEM_KEYS, Expander, Output
+from .expansion import ITEM_KEYS, Expander, Output
 from .plan import Node
 from .registry import BLOCKS, Registry, Shape
 from .spec import INPUT, Macro
