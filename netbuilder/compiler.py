@@ -212,9 +212,7 @@ def compile_spec(
     The plan is checked on the meta device first; `device="meta"` returns that storage-free
     model (enough for shapes, counts and the summary), anything else builds real weights there.
     """
-    nodes = to_nodes(spec)
-    plan = infer_shapes(nodes, spec.input_shape, spec, registry, META)
-    check_plan(plan, spec.input_shape, spec.num_classes)
+    nodes, plan = checked_plan(spec, registry)
     if device is None or torch.device(device) != META:
         plan = infer_shapes(nodes, spec.input_shape, spec, registry, device)
     return assemble(spec.name, plan), plan
@@ -225,10 +223,18 @@ def compile_for_summary(spec: Spec, registry: Registry[BlockDef] = BLOCKS
     """The model the summary traces: real (and fast) when small, on the meta device when its
     weights and one image's outputs pass SMALL_MODEL_BYTES. A meta forward needs no memory,
     but some of its ops (torch.cat) import torch's compiler, seconds of start-up."""
-    model, plan = compile_spec(spec, registry, device=META)
-    if sum(plan_bytes(plan, spec.input_shape)) > SMALL_MODEL_BYTES:
-        return model, plan
-    return compile_spec(spec, registry)
+    nodes, plan = checked_plan(spec, registry)
+    if sum(plan_bytes(plan, spec.input_shape)) <= SMALL_MODEL_BYTES:
+        plan = infer_shapes(nodes, spec.input_shape, spec, registry, None)
+    return assemble(spec.name, plan), plan
+
+
+def checked_plan(spec: Spec, registry: Registry[BlockDef]) -> tuple[list[Node], list[PlannedNode]]:
+    """The spec's nodes and their plan on the meta device, after the whole-network checks."""
+    nodes = to_nodes(spec)
+    plan = infer_shapes(nodes, spec.input_shape, spec, registry, META)
+    check_plan(plan, spec.input_shape, spec.num_classes)
+    return nodes, plan
 
 
 def build_model(spec: Spec, registry: Registry[BlockDef] = BLOCKS) -> nn.Module:

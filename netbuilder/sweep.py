@@ -15,7 +15,7 @@ from typing import Any
 from tabulate import tabulate
 
 from . import read_spec
-from .compiler import compile_spec
+from .compiler import compile_for_summary
 from .errors import NetbuilderError
 from .files import atomic_write_bytes
 from .records import RUNS_DIR, new_figure, save_figure, timestamp
@@ -58,7 +58,7 @@ def run_sweep(spec_path: str, overrides: list[str], sweeps: list[str], out: str 
     done = []
     for point, spec in zip(points, specs, strict=True):
         label = ",".join(point)
-        model, plan = compile_spec(spec, device="meta")
+        model, plan = compile_for_summary(spec)
         summary = summarize(model, plan, spec)
         result = run(spec, folder / label.replace("/", "_"), **options)
         done.append(SweepPoint(label, point, summary.total_params, summary.total_macs, result))
