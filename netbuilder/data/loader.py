@@ -106,8 +106,6 @@ class BatchLoader:
         smallest = max(2, self.world)  # a lone image (BatchNorm) or an empty rank
         if self.train and count > self.batch_size and 0 < count % self.batch_size < smallest:
             count -= count % self.batch_size
-        elif self.train and count > 1 and count % self.batch_size == 1:
-            count -= 1
         return math.ceil(count / self.batch_size)
 
     def order(self, epoch: int) -> Tensor:
