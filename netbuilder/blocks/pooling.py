@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..registry import Arg, Block, Shape, Window, register
-from .base import Geometry, KernelSize, Padding, check_pool_padding, feature_map
+from .base import Geometry, KernelSize, Padding, check_pool_padding, feature_map, pair
 
 PoolStride = Annotated[int | tuple[int, int] | None,
                        Arg("stride: n or [height, width] (default: the kernel size)", minimum=1)]
@@ -88,7 +88,7 @@ def adaptive_avgpool(
 ) -> Block:
     """Average pooling to a fixed output size (nn.AdaptiveAvgPool2d), whatever the input's."""
     channels, height, _ = feature_map(in_shape, "adaptive_avgpool")
-    out = (size, size) if isinstance(size, int) else tuple(size)
+    out = pair(size)
     # the receptive field grows by the largest bin along the height
     return Block(nn.AdaptiveAvgPool2d(out), (channels, *out),
                  Window(-(-height // out[0]), max(1, height // out[0]), 0))
