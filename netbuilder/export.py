@@ -61,8 +61,8 @@ def load_exportable(path: str | Path, overrides: list[str] | None = None) -> Exp
     torch.manual_seed(spec.train.seed)
     info = dataset_info(spec.train.dataset)
     normalize = spec.train.transforms.normalize
-    mean = normalize.mean or ([info.mean] if info.size else None)
-    std = normalize.std or ([info.std] if info.size else None)
+    known_mean, known_std = info.known_statistics() or (None, None)
+    mean, std = normalize.mean or known_mean, normalize.std or known_std
     names = info.class_names() if info.num_classes == spec.num_classes else [
         str(index) for index in range(spec.num_classes)]
     return Exportable(build_model(spec).eval(), spec, mean, std, names, False)

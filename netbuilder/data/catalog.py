@@ -43,6 +43,10 @@ class DatasetInfo:
             return []
         return [f"{self.folder}/raw/{name}" for name in IDX_FILES[train]]
 
+    def known_statistics(self) -> tuple[list[float], list[float]] | None:
+        """Per-channel (mean, std) for normalisation; None where the images decide (size 0)."""
+        return ([self.mean], [self.std]) if self.size else None
+
     def class_names(self) -> list[str]:
         return list(self.classes) or [str(index) for index in range(self.num_classes)]
 

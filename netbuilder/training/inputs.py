@@ -51,11 +51,7 @@ def resolve_normalization(config: TrainConfig, train_set: ImageDataset) -> Train
     normalize = config.transforms.normalize
     if normalize.mean is not None and normalize.std is not None:
         return config
-    info = dataset_info(config.dataset)
-    if info.size:  # a catalogued dataset with known statistics
-        mean, std = [info.mean], [info.std]
-    else:
-        mean, std = train_set.statistics()
+    mean, std = dataset_info(config.dataset).known_statistics() or train_set.statistics()
     resolved = normalize.__class__(mean=normalize.mean or mean, std=normalize.std or std)
     return config.replace(transforms=config.transforms.__class__(
         normalize=resolved, augment=config.transforms.augment))
