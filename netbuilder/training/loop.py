@@ -174,11 +174,14 @@ class RunningLoss:
         """Fold pending batches into the sums; raise on the first non-finite loss."""
         if not self.pending:
             return
+        n = len(self.pending)
         counts = torch.tensor([count for _, _, count in self.pending], dtype=torch.float32,
                               device=self.pending[0][0].device)
-        totals = all_sum(torch.stack([loss.float() for loss, _, _ in self.pending]) * counts,
-                         self.cluster)
-        counts = all_sum(counts, self.cluster)
+        losses = torch.stack([loss.float() for loss, _, _ in self.pending])
+        correct = torch.stack([correct for _, correct, _ in self.pending]).sum().float()
+        summed = all_sum(torch.cat([losses * counts, counts, correct.reshape(1)]),
+                         self.cluster)  # one collective per check, not three
+        totals, counts = summed[:n], summed[n:2 * n]
         losses = totals / counts
         finite = torch.isfinite(losses)
         if not bool(finite.all()):
@@ -188,8 +191,7 @@ class RunningLoss:
                 f"batch {self.checked + bad + 1} of {self.batches}; lower the learning rate "
                 "(earlier checkpoints were kept)")
         self.loss_sum += float(totals.sum())
-        correct = torch.stack([correct for _, correct, _ in self.pending]).sum()
-        self.correct += int(all_sum(correct, self.cluster))
+        self.correct += int(summed[2 * n])
         self.seen += int(counts.sum())
         self.checked += len(self.pending)
         self.pending.clear()
