@@ -83,9 +83,12 @@ def _walk(node: ast.AST, names: Mapping[str, Value]) -> Any:
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         return not _walk(node.operand, names)
-    if isinstance(node, ast.BoolOp):
-        values = [_walk(value, names) for value in node.values]
-        return all(values) if isinstance(node.op, ast.And) else any(values)
+    if isinstance(node, ast.BoolOp):  # short-circuits: `x != 0 and 10 / x > 1` is safe
+        stop = not isinstance(node.op, ast.And)  # the value that decides: False for and
+        for value in node.values:
+            if bool(_walk(value, names)) == stop:
+                return stop
+        return not stop
     if isinstance(node, ast.Compare):
         left = _walk(node.left, names)
         for op, right_node in zip(node.ops, node.comparators, strict=True):
@@ -132,10 +135,3 @@ def substitute(value: Any, names: Mapping[str, Value]) -> Any:
 def _text(value: Value) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
-
-def has_expression(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(has_expression(item) for item in value.values())
-    if isinstance(value, list):
-        return any(has_expression(item) for item in value)
-    return isinstance(value, str) and "${" in value

@@ -40,9 +40,10 @@ def build(tmp_path: Path, text: str, overrides: list[str] | None = None):
     ("2 if imagenet else 1", 1), ("max(8, min(3, 5))", 8), ("round(2.6)", 3),
     ("width > 0.25 and not imagenet", True), ("1 < 2 <= 2", True),
     ("make_divisible(24 * width, 8)", 16), ("-depth + 10", 7),
+    ("zero != 0 and 10 / zero > 1", False), ("zero == 0 or 10 / zero > 1", True),
 ])
 def test_expressions(text: str, value: object) -> None:
-    assert evaluate(text, {"width": 0.5, "imagenet": False, "depth": 3}) == value
+    assert evaluate(text, {"width": 0.5, "imagenet": False, "depth": 3, "zero": 0}) == value
 
 
 @pytest.mark.parametrize(("text", "message"), [
