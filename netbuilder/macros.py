@@ -54,8 +54,9 @@ def macro_nodes(node: Node, macro: Macro, in_shape: Shape, num_classes: int,
     if not layers:
         raise NetbuilderError(f"macro '{macro.name}' has no layers here (every `when` is "
                               "false)", node.location, node.where)
+    validator = layer_validator(registry, macros or {})  # once per instance, not per layer
     raise_if_any([error for index, layer in enumerate(layers)
-                  for error in layer_errors(layer, expanded, index, registry, macros or {})])
+                  for error in layer_errors(layer, expanded, index, registry, validator)])
     inner: list[Node] = []
     for index, layer in enumerate(layers):
         block = next(key for key in layer if key not in ITEM_KEYS)
@@ -67,22 +68,29 @@ def macro_nodes(node: Node, macro: Macro, in_shape: Shape, num_classes: int,
     return inner
 
 
-def layer_errors(layer: Any, expanded: Output, index: int, registry: Registry[Any],
-                 macros: dict[str, Macro]) -> list[NetbuilderError]:
-    """A macro's expanded layer checked as a spec's layer is, with the same messages."""
-    from .document import SpecDocument  # schema imports this module: import on use
-    from .schema import SpecValidator, spec_schema, to_netbuilder_error
+def layer_validator(registry: Registry[Any], macros: dict[str, Macro]) -> Any:
+    """The spec schema's validator, with nothing required at the top: it checks one layer."""
+    from .schema import SpecValidator, spec_schema  # schema imports this module
 
-    source = str((expanded.positions.get((index,)) or Location()).file or "<macro>")
-    data = {"layers": [layer]}
-    positions = {("layers", 0, *rest): where for rest, where in expanded.positions.items()
-                 if rest[:1] == (index,) for rest in [rest[1:]]}
-    document = SpecDocument(data, source, positions)
     schema = spec_schema(registry, {name: {"params": m.params, "layers": m.layers}
                                     for name, m in macros.items()})
     schema["required"] = []
+    return SpecValidator(schema)
+
+
+def layer_errors(layer: Any, expanded: Output, index: int, registry: Registry[Any],
+                 validator: Any) -> list[NetbuilderError]:
+    """A macro's expanded layer checked as a spec's layer is, with the same messages."""
+    from .document import SpecDocument  # schema imports this module: import on use
+    from .schema import to_netbuilder_error
+
+    source = str((expanded.positions.get((index,)) or Location()).file or "<macro>")
+    data = {"layers": [layer]}
+    positions = {("layers", 0, *rest[1:]): where for rest, where in expanded.positions.items()
+                 if rest[:1] == (index,)}
+    document = SpecDocument(data, source, positions)
     errors = [to_netbuilder_error(error, document, registry)
-              for error in SpecValidator(schema).iter_errors(data)]
+              for error in validator.iter_errors(data)]
     return [NetbuilderError(e.message, e.location, (e.where or "").replace("layers[0] ", ""))
             for e in errors]
 
