@@ -33,14 +33,16 @@ def load_plugins(modules: Sequence[str]) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .compiler import compile_for_summary
+    from .compiler import compile_for_summary, compile_spec
     from .formatting import format_json, format_table
     from .summary import summarize
 
     if args.input_size:
         return _build_sizes(args)
     spec = read_spec(args.spec, args.set)
-    model, plan = compile_for_summary(spec)
+    summarized = args.summary or args.format == "json"
+    # the summary traces a forward pass (real weights when small); the rest needs only the plan
+    model, plan = compile_for_summary(spec) if summarized else compile_spec(spec, device="meta")
     if args.resolved:
         import yaml
 
@@ -49,7 +51,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(plain_spec(spec, plan), sort_keys=False, default_flow_style=None),
               end="")
         return 0
-    if args.summary or args.format == "json":
+    if summarized:
         summary = summarize(model, plan, spec, depth=args.depth)
         print(format_json(summary) if args.format == "json" else format_table(summary))
     else:
