@@ -11,9 +11,9 @@ from .document import PathKey, SpecDocument
 from .errors import Location, NetbuilderError
 from .expressions import Value, substitute
 from .limits import MAX_LAYERS
-from .spec import INPUT
+from .spec import INPUT, LAYER_KEYS
 
-ITEM_KEYS = ("name", "from", "repeat", "when")  # what a list item says besides its block
+ITEM_KEYS = (*LAYER_KEYS, "repeat", "when")  # what a list item says besides its block
 
 
 @dataclass

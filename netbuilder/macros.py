@@ -22,10 +22,10 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import Location, NetbuilderError, raise_if_any
-from .expansion import ITEM_KEYS, Expander, Output
+from .expansion import Expander, Output
 from .plan import Node
 from .registry import BLOCKS, Registry, Shape
-from .spec import INPUT, Macro
+from .spec import INPUT, Macro, block_key
 
 
 def macro_nodes(node: Node, macro: Macro, in_shape: Shape, num_classes: int,
@@ -59,7 +59,7 @@ def macro_nodes(node: Node, macro: Macro, in_shape: Shape, num_classes: int,
                   for error in layer_errors(layer, expanded, index, registry, validator)])
     inner: list[Node] = []
     for index, layer in enumerate(layers):
-        block = next(key for key in layer if key not in ITEM_KEYS)
+        block = block_key(layer)  # one, after layer_errors
         where = expanded.positions.get((index,), node.location)
         label = f"{node.where} > {layer['name']}"
         sources = _sources(layer, index, inner, node.inputs[0], known, where, label)
