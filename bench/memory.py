@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 import netbuilder  # noqa: E402
-from netbuilder.summary import MB, summarize  # noqa: E402
+from netbuilder.report.summary import MB, summarize  # noqa: E402
 from netbuilder.training.loop import build_session, train_step  # noqa: E402
 
 DEFAULT_SPECS = ["model5", "squeezenet_v11", "mobilenet_v1"]

@@ -27,11 +27,11 @@ from torch import nn  # noqa: E402
 from torchvision import transforms  # noqa: E402
 
 import netbuilder  # noqa: E402
-from netbuilder.data.catalog import resolve_data_dir  # noqa: E402
 from netbuilder.data.loader import ImageDataset  # noqa: E402
-from netbuilder.records import EpochProgress  # noqa: E402
+from netbuilder.data.sources import resolve_data_dir  # noqa: E402
 from netbuilder.training.inputs import load_split, make_loader, resolve_normalization  # noqa: E402
 from netbuilder.training.loop import build_session, train_epoch  # noqa: E402
+from netbuilder.training.records import EpochProgress  # noqa: E402
 
 
 class Model5(nn.Module):

@@ -1,20 +1,20 @@
 """netbuilder: declarative builder for compact CNNs (YAML spec -> validated nn.Module).
 
-Reading and validating a spec needs no torch: the compiler (and torch with it) is imported on
-first use of `build_model` or `compile_spec`, so a bad spec file is refused in a blink.
+The package is laid out as its pipeline: `spec` (YAML, language, schema, validation; no
+torch) -> `blocks` + `compiler` (plan on the meta device, checks, modules) -> `report`,
+`training`, `export`, `inference` -> `cli`. Reading and validating a spec needs no torch: the
+compiler (and torch with it) is imported on first use of `build_model` or `compile_spec`, so a
+bad spec file is refused in a blink.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from .document import load_spec
 from .errors import NetbuilderError
-from .language import resolve
-from .registry import BLOCKS, Arg, Block, Window, register
-from .schema import spec_schema, validate
-from .spec import Spec
+from .spec import Spec, read_spec
+from .spec.registry import BLOCKS, Arg, Block, Window, register
+from .spec.schema import spec_schema
 
 __all__ = [
     "BLOCKS", "Arg", "Block", "NetbuilderError", "Spec", "Window", "build_model", "compile_spec",
@@ -22,12 +22,6 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 _COMPILER_NAMES = ("build_model", "compile_spec")
-
-
-def read_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
-    """Load, resolve (extends, params, expressions, repeat, edits, `--set` overrides) and
-    validate a spec file: the usual first step of every command."""
-    return validate(resolve(load_spec(path), overrides or []))
 
 
 def __getattr__(name: str) -> Any:

@@ -9,9 +9,12 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
-from . import __version__, read_spec
+from . import __version__
 from .errors import NetbuilderError
+from .spec import read_spec
+from .spec.registry import format_shape
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug, not the user's input
@@ -19,52 +22,58 @@ EXIT_BROKEN_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
 
 
 def load_plugins(modules: Sequence[str]) -> None:
-    """Import user modules so their `@register` blocks join the registry."""
+    """Import user modules so their `@register` blocks join the registry. Whatever goes wrong
+    in a plugin is the plugin author's to fix: one line naming the module (and the block)."""
     if modules and "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # `python cli.py` puts the script's folder first, not cwd
     for name in modules:
         try:
             importlib.import_module(name)
-        except ImportError as exc:
+        except ModuleNotFoundError as exc:
             raise NetbuilderError(
                 f"cannot import plugin '{name}': {exc}; it must be importable from the current "
                 "directory or PYTHONPATH"
             ) from None
+        except NetbuilderError as error:
+            raise NetbuilderError(f"plugin '{name}': {error.message}") from None
+        except Exception as exc:  # the plugin's own code failed while it was imported
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise NetbuilderError(f"plugin '{name}' failed to import: "
+                                  f"{type(exc).__name__}: {first}") from None
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .compiler import compile_for_summary, compile_spec
-    from .formatting import format_json, format_table
-    from .summary import summarize
-
     if args.input_size:
         return _build_sizes(args)
-    spec = read_spec(args.spec, args.set)
-    summarized = args.summary or args.format == "json"
-    # the summary traces a forward pass (real weights when small); the rest needs only the plan
-    model, plan = compile_for_summary(spec) if summarized else compile_spec(spec, device="meta")
+    spec = read_spec(args.spec, args.set)  # the compiler (and torch) only for a valid spec
+    if args.summary or args.format == "json":  # traces a forward pass (real weights when small)
+        from .report.formatting import format_json, format_table
+        from .report.summary import summarize_spec
+
+        summary = summarize_spec(spec, depth=args.depth)
+        print(format_json(summary) if args.format == "json" else format_table(summary))
+        return 0
+    from .compiler import compile_spec
+
+    model, plan = compile_spec(spec, device="meta")  # the plan is enough here
     if args.resolved:
         import yaml
 
-        from .plain import plain_spec
+        from .compiler.plain import plain_spec
 
         print(yaml.safe_dump(plain_spec(spec, plan), sort_keys=False, default_flow_style=None),
               end="")
         return 0
-    if summarized:
-        summary = summarize(model, plan, spec, depth=args.depth)
-        print(format_json(summary) if args.format == "json" else format_table(summary))
-    else:
-        params = sum(p.numel() for p in model.parameters())
-        print(f"{spec.source}: built {spec.name}: {len(plan)} layers, {params:,} parameters, "
-              f"output {tuple(plan[-1].out_shape)}")
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{spec.source}: built {spec.name}: {len(plan)} layers, {params:,} parameters, "
+          f"output {format_shape(plan[-1].out_shape)}")
     return 0
 
 
 def _build_sizes(args: argparse.Namespace) -> int:
     """`build SPEC --input-size 28 --input-size 96`: for each size, the output or where the
     spatial size collapses, and the layers whose stride leaves rows or columns unused."""
-    from .sizes import format_size_report, size_reports
+    from .report.sizes import format_size_report, size_reports
 
     reports = size_reports(args.spec, args.set, args.input_size)
     print(format_size_report(args.spec, reports))
@@ -72,27 +81,22 @@ def _build_sizes(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from .compiler import compile_for_summary
-    from .diff import format_diff
-    from .summary import summarize
+    specs = [read_spec(path, args.set) for path in (args.first, args.second)]
+    from .report.diff import format_diff
+    from .report.summary import summarize_spec
 
-    summaries = []
-    for path in (args.first, args.second):
-        spec = read_spec(path, args.set)
-        model, plan = compile_for_summary(spec)
-        summaries.append(summarize(model, plan, spec))
-    print(format_diff(*summaries))
+    print(format_diff(*(summarize_spec(spec) for spec in specs)))
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .compiler import compile_spec
-
     failures = 0
     for path in args.specs:
         try:
             spec = read_spec(path, args.set)
-            compile_spec(spec, device="meta")  # shapes are part of validity
+            from .compiler import checked_plan  # only once a spec has been read: no torch before
+
+            checked_plan(spec)  # shapes are part of validity
         except NetbuilderError as error:
             print(error, file=sys.stderr)
             failures += 1
@@ -102,15 +106,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_blocks(args: argparse.Namespace) -> int:
-    from .formatting import format_blocks
-    from .registry import BLOCKS
+    from .report.formatting import format_blocks
+    from .spec.registry import BLOCKS
 
     print(format_blocks(list(BLOCKS)))
     return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .schema import spec_schema
+    from .spec.schema import spec_schema
 
     print(json.dumps(spec_schema(editor=True), indent=2))
     return 0
@@ -119,7 +123,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_specs(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .catalog import spec_table, with_table
+    from .report.zoo import spec_table, with_table
 
     table = spec_table(Path(args.directory))
     if args.update_readme:
@@ -134,7 +138,7 @@ def cmd_specs(args: argparse.Namespace) -> int:
 def cmd_zoo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .zoo import zoo_page
+    from .report.zoo import zoo_page
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -208,11 +212,12 @@ def _size(text: str) -> tuple[int, int]:
 class _Subcommands:
     """Adds every subcommand with the common options, so they work before or after it."""
 
-    def __init__(self, sub: argparse._SubParsersAction, common: argparse.ArgumentParser):
+    def __init__(self, sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                 common: argparse.ArgumentParser):
         self._sub = sub
         self._common = common
 
-    def add_parser(self, name: str, **kwargs: object) -> argparse.ArgumentParser:
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
         return self._sub.add_parser(name, parents=[self._common], **kwargs)
 
 
@@ -234,7 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         load_plugins(plugins)  # before parsing, so `blocks` and `schema` see plugin blocks
         args = build_parser().parse_args(argv)
-        return args.handler(args)
+        code: int = args.handler(args)
+        return code
     except NetbuilderError as error:
         if debug:
             traceback.print_exc()

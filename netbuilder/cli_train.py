@@ -12,9 +12,10 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
-from . import read_spec
 from .errors import NetbuilderError
-from .training.config import DEVICES, FLAG_FIELDS, field_declaration
+from .spec import read_spec
+from .spec.config import DEVICES, FLAG_FIELDS, field_declaration
+from .spec.registry import format_shape
 
 
 def register_commands(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]
@@ -44,7 +45,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     path = export(item, args.format, args.out)
     state = "trained" if item.trained else "untrained (from the spec)"
     print(f"{path}: {args.format}, {item.spec.name}, {state}, input "
-          f"{'x'.join(map(str, item.spec.input_shape))}, {len(item.class_names)} classes")
+          f"{format_shape(item.spec.input_shape)}, {len(item.class_names)} classes")
     return 0
 
 
@@ -123,11 +124,12 @@ def run_dir_argument(args: argparse.Namespace) -> str | None:
     if args.resume and args.out and args.out != args.resume:
         raise NetbuilderError("--resume continues in its own folder; drop --out "
                               f"(got --out {args.out} and --resume {args.resume})")
-    return args.resume or args.out
+    chosen: str | None = args.resume or args.out
+    return chosen
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .records import format_epoch_line
+    from .training.records import format_epoch_line
     from .training.run import run_training
 
     if args.sweep:
@@ -152,7 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_sweep(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
+    from .training.sweep import run_sweep
 
     if args.resume:
         raise NetbuilderError("--sweep starts new runs; resume one of its runs on its own")

@@ -23,12 +23,14 @@ import torch
 import yaml
 from torch import nn
 
-from . import __version__, read_spec
+from . import __version__
 from .compiler import build_model, compile_spec
-from .data.catalog import dataset_info
+from .compiler.heads import output_kind
+from .compiler.plain import plain_spec
 from .errors import NetbuilderError
-from .plain import plain_spec
-from .spec import Spec
+from .spec import read_spec
+from .spec.datasets import dataset_info
+from .spec.types import Spec
 
 FORMATS = ("onnx", "exported-program", "torchscript")
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
@@ -77,14 +79,9 @@ def metadata(item: Exportable) -> dict[str, str]:
         "netbuilder.normalize": json.dumps({"mean": item.mean, "std": item.std,
                                             "scale": "pixels / 255 first"}),
         "netbuilder.class_names": json.dumps(item.class_names),
-        "netbuilder.output": _output_kind(item.spec),
+        "netbuilder.output": output_kind(plan),
         "netbuilder.trained": json.dumps(item.trained),
     }
-
-
-def _output_kind(spec: Spec) -> str:
-    head = spec.layers[-1].block if spec.layers else ""
-    return {"log_softmax": "log-probabilities", "softmax": "probabilities"}.get(head, "logits")
 
 
 def export(item: Exportable, form: str, out: str | Path) -> Path:
@@ -137,5 +134,5 @@ def _torchscript(item: Exportable, example: torch.Tensor, _batch: Any, path: Pat
     load it, without the warning. Prefer exported-program."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        traced = torch.jit.trace(item.model, example)
+        traced = torch.jit.trace(item.model, example)  # type: ignore[no-untyped-call]
     torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: json.dumps(metadata(item))})

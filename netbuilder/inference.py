@@ -14,14 +14,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import check_fingerprint, load_checkpoint
-from .compiler import build_model
+from .compiler import compile_spec
+from .compiler.heads import Head, output_kind
 from .data.images import read_image
-from .document import SpecDocument
 from .errors import NetbuilderError, SpecErrors
-from .schema import validate
-from .spec import Spec
-from .training.config import TrainConfig
+from .spec.config import TrainConfig
+from .spec.document import SpecDocument
+from .spec.types import Spec
+from .spec.validate import validate
+from .training.checkpoint import check_fingerprint, load_checkpoint
 from .training.device import autocast_dtype, resolve_device
 from .training.evaluation import evaluate_model, to_probabilities
 from .training.inputs import load_split, make_loader, make_transform
@@ -37,6 +38,7 @@ class TrainedModel:
     class_names: list[str]
     checkpoint: dict[str, Any]
     path: Path
+    head: Head  # what the model outputs (logits, log-probabilities or probabilities)
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def load_trained(path: str | Path, device: torch.device) -> TrainedModel:
     path = Path(path)
     checkpoint = load_checkpoint(path, map_location="cpu")
     spec = spec_from_checkpoint(checkpoint, path)
-    model = build_model(spec)  # after the meta-device size checks
+    model, plan = compile_spec(spec)  # after the meta-device size checks
     try:
         model.load_state_dict(checkpoint["model"])
     except (RuntimeError, KeyError, TypeError) as exc:
@@ -106,7 +108,7 @@ def load_trained(path: str | Path, device: torch.device) -> TrainedModel:
     if len(names) != spec.num_classes:
         raise NetbuilderError(f"{path} names {len(names)} classes but its spec has "
                               f"{spec.num_classes}")
-    return TrainedModel(model, spec, config, names, checkpoint, path)
+    return TrainedModel(model, spec, config, names, checkpoint, path, output_kind(plan))
 
 
 def evaluate_checkpoint(path: str | Path, data_dir: str | Path | None = None,
@@ -138,7 +140,7 @@ def predict(path: str | Path, image_paths: list[str | Path], top_k: int = 3,
     images = [read_image(image, spec.input_shape[0]) for image in image_paths]
     batch = torch.cat([transform(image.unsqueeze(0)) for image in images]).to(torch_device)
     with torch.no_grad():
-        probabilities = to_probabilities(trained.model, trained.model(batch)).float().cpu()
+        probabilities = to_probabilities(trained.head, trained.model(batch)).cpu()
     values, indices = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     return [
         Prediction(Path(image), [ClassScore(int(i), trained.class_names[int(i)], float(p))

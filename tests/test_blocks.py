@@ -11,16 +11,14 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import compile_layers
+from conftest import compile_layers, spec_from_text
 from netbuilder.blocks.activations import ActivationName, activation_layer
-from netbuilder.document import parse_spec
 from netbuilder.errors import NetbuilderError
-from netbuilder.schema import validate
 
 
 def plan_of(input_line: str, layers: str):
-    spec = validate(parse_spec(f"name: b\ninput: {input_line}\nnum_classes: 10\nlayers:\n"
-                               f"{layers}", "blocks.yaml"))
+    spec = spec_from_text(f"name: b\ninput: {input_line}\nnum_classes: 10\nlayers:\n{layers}",
+                          "blocks.yaml")
     model, plan = compile_layers(spec)
     x = torch.randn(2, *spec.input_shape)
     with torch.no_grad():

@@ -8,20 +8,19 @@ from typing import Any
 
 import pytest
 import torch
-import yaml
 
-from conftest import tiny_spec
+from conftest import tiny_spec, write_spec
 from netbuilder import read_spec
-from netbuilder.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint, spec_fingerprint
 from netbuilder.errors import NetbuilderError
+from netbuilder.training.checkpoint import (
+    FORMAT_VERSION,
+    load_checkpoint,
+    save_checkpoint,
+    spec_fingerprint,
+)
 from netbuilder.training.run import run_training
 
 SPEC = tiny_spec(train={"epochs": 1, "batch_size": 64})
-
-
-def write_spec(path: Path, data: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,12 @@ import json
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
 from conftest import ROOT, SPECS
-from netbuilder.catalog import spec_table, with_table
-from netbuilder.registry import BLOCKS
+from netbuilder.report.zoo import spec_table, with_table
+from netbuilder.spec.registry import BLOCKS
 
 JSON_FIGURES = {"model1": 14_620, "model2": 14_796, "model5": 8_018, "gap9k": 9_032}
 
@@ -106,15 +105,13 @@ def test_readme_plugin_example_works(run_cli, tmp_path, monkeypatch):
     assert "conv_gelu" in result.out
 
 
-def test_summary_command_is_fast():
-    """The README's main command, as a user runs it: a fresh process, torch import included.
-    Loose bound here (shared CI machines); bench figures are in the closing notes."""
-    start = time.perf_counter()
+@pytest.mark.slow
+def test_summary_command_runs_in_a_fresh_process():
+    """The README's main command, as a user runs it (its speed: bench/latency.py)."""
     completed = subprocess.run(
         [sys.executable, "cli.py", "build", "specs/squeezenet_v11.yaml", "--summary"],
-        cwd=ROOT, capture_output=True, text=True, check=True)
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=120)
     assert "Total params: 726,474" in completed.stdout
-    assert time.perf_counter() - start < 10
 
 
 def test_readme_quotes_the_generated_results():

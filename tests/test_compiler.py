@@ -4,12 +4,11 @@ import pytest
 import torch
 
 import netbuilder
-from conftest import ROOT, SPECS, compile_layers
-from netbuilder.compiler import compile_spec, resolve_args
-from netbuilder.document import parse_spec
+from conftest import ROOT, SPECS, compile_layers, spec_from_text
+from netbuilder.compiler import compile_spec
+from netbuilder.compiler.shapes import resolve_args
 from netbuilder.errors import NetbuilderError
-from netbuilder.registry import BLOCKS
-from netbuilder.schema import validate
+from netbuilder.spec.registry import BLOCKS
 
 # The seed projects' published parameter counts: the specs must reproduce them exactly.
 SEED_PARAMS = {
@@ -18,10 +17,6 @@ SEED_PARAMS = {
     "model5": 8_018,
     "gap9k": 9_032,
 }
-
-
-def spec_from(text: str) -> netbuilder.Spec:
-    return validate(parse_spec(text, "test.yaml"))
 
 
 def count(model: torch.nn.Module) -> int:
@@ -57,7 +52,7 @@ def test_squeezenet_v11_mnist_spatial_sizes():
 
 
 def test_default_layer_names_count_per_block():
-    spec = spec_from("name: n\ninput: {channels: 1, size: 8}\nnum_classes: 2\nlayers:\n"
+    spec = spec_from_text("name: n\ninput: {channels: 1, size: 8}\nnum_classes: 2\nlayers:\n"
                      "  - conv: {out_channels: 4}\n  - relu: {}\n  - conv: {out_channels: 2}\n"
                      "    name: head\n  - conv: {out_channels: 2, kernel_size: 1}\n  - gap: {}\n")
     names = [name for name, _ in netbuilder.build_model(spec).named_children()]
@@ -68,7 +63,7 @@ def test_num_classes_reference():
     text = ("name: n\ninput: {channels: 3, size: 16}\nnum_classes: 7\n"
             "layers:\n  - conv_bn: {out_channels: 32}\n  - dw_sep: {out_channels: 64}\n"
             "  - gap: {}\n  - linear: {out_features: num_classes}\n")
-    model, plan = compile_spec(spec_from(text))
+    model, plan = compile_spec(spec_from_text(text))
     assert [p.out_shape[0] for p in plan] == [32, 64, 64, 7]
     assert model.linear1.in_features == 64
 
@@ -91,7 +86,7 @@ def test_shape_collapse_names_layer_and_shapes():
     text = ("name: n\ninput: {channels: 1, size: 4}\nnum_classes: 2\nlayers:\n"
             "  - conv: {out_channels: 4}\n  - conv: {out_channels: 4}\n    name: second\n")
     with pytest.raises(NetbuilderError) as info:
-        netbuilder.build_model(spec_from(text))
+        netbuilder.build_model(spec_from_text(text))
     assert info.value.where == "layers[1] (second)"
     assert info.value.location.line == 6
     assert "2x2 input" in info.value.message
@@ -101,15 +96,15 @@ def test_shape_collapse_names_layer_and_shapes():
 def test_ceil_mode_pooling_matches_pytorch(ceil_mode: bool, expected: int):
     text = ("name: n\ninput: {channels: 1, size: 22}\nnum_classes: 2\nlayers:\n"
             f"  - maxpool: {{kernel_size: 3, stride: 2, ceil_mode: {str(ceil_mode).lower()}}}\n")
-    model, plan = compile_layers(spec_from(text))
+    model, plan = compile_layers(spec_from_text(text))
     assert plan[0].out_shape == (1, expected, expected)
     assert model(torch.zeros(1, 1, 22, 22)).shape[-1] == expected
 
 
 def test_conv_bn_order_option():
     base = "name: n\ninput: {channels: 1, size: 8}\nnum_classes: 2\nlayers:\n  - conv_bn: "
-    default = compile_layers(spec_from(base + "{out_channels: 4, dropout: 0.1}\n"))[0]
-    swapped = compile_layers(spec_from(base + "{out_channels: 4, order: conv_act_bn}\n"))[0]
+    default = compile_layers(spec_from_text(base + "{out_channels: 4, dropout: 0.1}\n"))[0]
+    swapped = compile_layers(spec_from_text(base + "{out_channels: 4, order: conv_act_bn}\n"))[0]
     assert [n for n, _ in default.conv_bn1.named_children()] == ["conv", "bn", "act", "dropout"]
     assert [n for n, _ in swapped.conv_bn1.named_children()] == ["conv", "act", "bn"]
 
@@ -117,7 +112,7 @@ def test_conv_bn_order_option():
 def test_rectangular_input():
     text = ("name: n\ninput: {channels: 1, size: [20, 12]}\nnum_classes: 2\nlayers:\n"
             "  - conv: {out_channels: 4}\n  - maxpool: {}\n")
-    _, plan = compile_layers(spec_from(text))
+    _, plan = compile_layers(spec_from_text(text))
     assert plan[-1].out_shape == (4, 9, 5)
 
 
@@ -126,7 +121,7 @@ def test_flatten_linear_head_with_avgpool_bn_and_softmax():
             "  - conv: {out_channels: 4, padding: 1}\n  - bn: {}\n  - avgpool: {kernel_size: 2}\n"
             "  - flatten: {}\n  - bn: {}\n  - linear: {out_features: num_classes}\n"
             "  - softmax: {}\n")
-    model, plan = compile_spec(spec_from(text))
+    model, plan = compile_spec(spec_from_text(text))
     assert [p.out_shape for p in plan] == [(4, 8, 8), (4, 8, 8), (4, 4, 4), (64,), (64,), (3,),
                                            (3,)]
     assert isinstance(model.bn1, torch.nn.BatchNorm2d)

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from conftest import ROOT
-from netbuilder.registry import BLOCKS
+from netbuilder.spec.registry import BLOCKS
 
 USED_TEXT = "\n".join(p.read_text() for p in [*ROOT.glob("specs/*.yaml"),
                                              *ROOT.glob("tests/*.py")])

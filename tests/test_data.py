@@ -4,45 +4,22 @@ BatchLoader."""
 from __future__ import annotations
 
 import re
-import struct
 from pathlib import Path
 
 import pytest
 import torch
 
-from netbuilder.data.catalog import dataset_info, resolve_data_dir
+from conftest import make_fake_split, write_fake_dataset, write_idx
 from netbuilder.data.loader import BatchLoader, ImageDataset
-from netbuilder.data.sources import load_dataset
+from netbuilder.data.sources import load_dataset, resolve_data_dir
 from netbuilder.data.synthetic import make_synthetic
 from netbuilder.data.transforms import BatchTransform, normalize, random_affine, resize
 from netbuilder.errors import NetbuilderError
+from netbuilder.spec.datasets import dataset_info
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 REAL_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST"}
-
-
-def write_idx(path: Path, data: torch.Tensor) -> None:
-    """Write a uint8 tensor as an IDX file: magic 0x08nn big-endian, dims, raw bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = struct.pack(">I", 0x0800 + data.dim()) + struct.pack(f">{data.dim()}I", *data.shape)
-    path.write_bytes(header + data.numpy().tobytes())
-
-
-def make_fake_split(raw: Path, prefix: str, count: int, seed: int) -> ImageDataset:
-    """Random 28x28 images and labels written in torchvision's file names; returned for checks."""
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (count, 28, 28), generator=generator, dtype=torch.uint8)
-    labels = torch.randint(0, 10, (count,), generator=generator, dtype=torch.uint8)
-    write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
-    write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
-    return ImageDataset(images.unsqueeze(1), labels.long(), [str(i) for i in range(10)])
-
-
-def write_fake_dataset(root: Path, folder: str) -> dict[bool, ImageDataset]:
-    """Both splits of a fake dataset (5 train, 3 test samples) under root/folder/raw."""
-    raw = root / folder / "raw"
-    return {True: make_fake_split(raw, "train", 5, 0), False: make_fake_split(raw, "t10k", 3, 1)}
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ import torch
 
 from conftest import ROOT, tiny_spec, write_spec
 from netbuilder import read_spec
-from netbuilder.checkpoint import load_checkpoint
 from netbuilder.data.loader import BatchLoader
 from netbuilder.data.synthetic import make_synthetic
 from netbuilder.data.transforms import BatchTransform
-from netbuilder.records import TIMING_FIELDS, read_metrics
+from netbuilder.training.checkpoint import load_checkpoint
+from netbuilder.training.records import TIMING_FIELDS, read_metrics
 from netbuilder.training.run import run_training
 
 
@@ -34,6 +34,7 @@ def torchrun(*args: str, processes: int = 2) -> subprocess.CompletedProcess:
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_two_processes_train_the_weights_of_one(tmp_path: Path) -> None:
     spec_path = plain_spec(tmp_path, transforms={"augment": {"rotation": 10, "translate": 0.1}})
@@ -57,6 +58,7 @@ def test_two_processes_train_the_weights_of_one(tmp_path: Path) -> None:
     assert files("two") == files("one")
 
 
+@pytest.mark.slow
 @pytest.mark.slow
 def test_a_batch_that_does_not_divide_among_the_processes_is_one_line(tmp_path: Path) -> None:
     spec_path = plain_spec(tmp_path, batch_size=33)

@@ -90,6 +90,11 @@ EXPECTED = {
     "lang_override_missing.yaml": ("4:3", "override: no layer named 'conv9'; did you mean "
                                           "'conv6'?"),
     "lang_macro_recursion.yaml": ("8:9", "macro 'loop' uses itself (loop -> loop)"),
+    "lang_macro_from_before_input.yaml": ("9:15", "pair1.add1.from: -3 reaches before the input "
+                                                  "(this is layer 2 of its group: -2 reads the "
+                                                  "input of 'pair1')"),
+    "lang_sequence_from_before_input.yaml": ("9:15", "stage.add1.from: -3 reaches before the "
+                                                     "input (this is layer 2 of its group"),
     "lang_repeat_zero.yaml": ("5:5", "layers[0].repeat: expected a whole number >= 1, got 0"),
     "alias_bomb.yaml": (None, "the spec holds 490,329,084 values once its YAML aliases are "
                               "expanded; the limit is 100,000"),
@@ -139,12 +144,33 @@ def test_several_problems_are_reported_together(run_cli, tmp_path):
     assert "unknown block 'fier'" in lines[0] and "out_channels" in lines[1]
 
 
+def test_train_section_rules_are_located_all_at_once(run_cli, tmp_path):
+    """`validate` runs the train section's own rules too, each at its line, with the rest."""
+    spec = tmp_path / "train.yaml"
+    spec.write_text("name: x\ninput: {channels: 1, size: 28}\nnum_classes: 10\nlayers:\n"
+                    "  - conv: {out_channels: num_classes}\n  - gap: {}\n  - fier: {}\n"
+                    "train:\n  epochs: 2\n  schedule: {name: onecycle, warmup_epochs: 3}\n"
+                    "  transforms:\n    normalize: {mean: [0.1, 0.2]}\n")
+    result = run_cli("validate", str(spec))
+    assert result.code == 2
+    assert result.err.strip().splitlines() == [
+        f"{spec}:7:5: error: layers[2] (fier1): unknown block 'fier'; did you mean 'fire'?",
+        f"{spec}:12:23: error: train.transforms.normalize.mean: has 2 values; expected 1 or 1 "
+        "(the spec's input channels), got [0.1, 0.2]",
+        f"{spec}:10:45: error: train.schedule.warmup_epochs: onecycle warms up by itself; set "
+        "pct_start instead of warmup_epochs (got 3)",
+        f"{spec}:10:45: error: train.schedule.warmup_epochs: 3 must be less than train.epochs "
+        "(2)",
+        "4 errors; nothing was built."]
+
+
 def test_missing_spec_file(run_cli, tmp_path):
     result = run_cli("build", str(tmp_path / "absent.yaml"))
     assert result.code == 2
     assert result.err.strip() == f"{tmp_path / 'absent.yaml'}: error: spec file not found"
 
 
+@pytest.mark.slow
 def test_real_process_prints_no_traceback():
     completed = subprocess.run(
         [sys.executable, "cli.py", "build", str(BAD / "unknown_block.yaml")],

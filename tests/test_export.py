@@ -21,6 +21,7 @@ HAVE_ONNX = all(importlib.util.find_spec(name) for name in ("onnx", "onnxscript"
 needs_onnx = pytest.mark.skipif(not HAVE_ONNX, reason="the optional export extra is absent")
 
 
+@pytest.mark.slow
 @needs_onnx
 @pytest.mark.parametrize("name", ["model5", "squeezenet_v11", "mobilenet_v1", "resnet8_mnist"])
 def test_onnxruntime_gives_pytorchs_outputs(run_cli, tmp_path: Path, name: str) -> None:
@@ -40,6 +41,7 @@ def test_onnxruntime_gives_pytorchs_outputs(run_cli, tmp_path: Path, name: str) 
         torch.testing.assert_close(torch.from_numpy(scores), model(x), rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow
 @needs_onnx
 def test_onnx_metadata_of_a_trained_checkpoint(run_cli, tmp_path: Path) -> None:
     import onnx
@@ -61,6 +63,7 @@ def test_onnx_metadata_of_a_trained_checkpoint(run_cli, tmp_path: Path) -> None:
     ("exported-program", lambda path: torch.export.load(str(path)).module()),
     ("torchscript", lambda path: torch.jit.load(str(path))),
 ])
+@pytest.mark.slow
 def test_exported_program_and_torchscript_load_back(run_cli, tmp_path: Path, form: str,
                                                     loader) -> None:
     out = tmp_path / ("model.pt2" if form == "exported-program" else "model.pt")
@@ -91,3 +94,33 @@ def test_export_errors_are_one_line(run_cli, tmp_path: Path) -> None:
     assert result.code == 2 and "does not exist" in result.err
     result = run_cli("export", str(tmp_path / "nothing.pt"), "--out", str(tmp_path / "m.onnx"))
     assert result.code == 2 and "checkpoint not found" in result.err
+
+
+HEAD_TAILS = {
+    "log_softmax then dropout": {"layers": [{"gap": {}}, {"log_softmax": {}},
+                                            {"dropout": {"p": 0.1}}]},
+    "a macro ending in log_softmax": {
+        "blocks": {"head": {"layers": [{"conv": {"out_channels": "num_classes",
+                                                 "kernel_size": 1}},
+                                       {"gap": {}}, {"log_softmax": {}}]}},
+        "layers": [{"head": {}}]},
+}
+
+
+@pytest.mark.slow
+@needs_onnx
+@pytest.mark.parametrize("tail", sorted(HEAD_TAILS))
+def test_onnx_metadata_names_the_head_the_loss_sees(run_cli, tmp_path: Path, tail: str) -> None:
+    """Export and training ask the same head rule: log-probabilities, not logits."""
+    import onnx
+
+    data = tiny_spec(head=None)
+    data["layers"] = data["layers"][:2] + HEAD_TAILS[tail]["layers"]
+    data |= {key: value for key, value in HEAD_TAILS[tail].items() if key != "layers"}
+    if "blocks" not in data:
+        data["layers"].insert(2, {"conv": {"out_channels": "num_classes", "kernel_size": 1}})
+    out = tmp_path / "model.onnx"
+    result = run_cli("export", str(write_spec(tmp_path / "spec.yaml", data)), "--out", str(out))
+    assert result.code == 0, result.err
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert props["netbuilder.output"] == "log-probabilities"

@@ -21,14 +21,14 @@ import yaml
 
 from conftest import ROOT, tiny_spec, write_spec
 from netbuilder import read_spec
-from netbuilder.checkpoint import FORMAT_VERSION, load_checkpoint, spec_fingerprint
-from netbuilder.document import parse_spec
 from netbuilder.errors import NetbuilderError
-from netbuilder.files import LOCK_FILE
-from netbuilder.records import read_metrics
-from netbuilder.spec import apply_overrides
+from netbuilder.spec.document import parse_spec
+from netbuilder.spec.overrides import apply_overrides
 from netbuilder.training import loop as loop_module
-from netbuilder.training.run import default_run_dir, run_training
+from netbuilder.training.checkpoint import FORMAT_VERSION, load_checkpoint, spec_fingerprint
+from netbuilder.training.folder import LOCK_FILE, default_run_dir
+from netbuilder.training.records import read_metrics
+from netbuilder.training.run import run_training
 
 BAD = ROOT / "tests" / "specs_bad"
 CLI = [sys.executable, str(ROOT / "cli.py")]
@@ -64,12 +64,13 @@ def assert_one_line(done: subprocess.CompletedProcess, fragment: str) -> None:
     ("giant_weights.yaml", "the model has 90,010,100,010 parameters"),
     ("giant_input.yaml", "one image's layer outputs take"),
 ])
-def test_refused_specs_stay_fast_and_small_in_a_real_process(name: str, fragment: str) -> None:
-    start = time.perf_counter()
+@pytest.mark.slow
+def test_refused_specs_stay_small_in_a_real_process(name: str, fragment: str) -> None:
+    """Refused before the work: within the memory bound (and the timeout; the time it takes
+    is bench/latency.py's)."""
     done, peak_mib = run_process("build", str(BAD / name), "--summary")
     assert_one_line(done, fragment)
     assert peak_mib < 1024, f"{peak_mib:.0f} MiB for a refused spec"
-    assert time.perf_counter() - start < 30
 
 
 def test_special_files_are_refused_without_reading_them(tmp_path: Path, run_cli) -> None:
@@ -175,6 +176,7 @@ def test_set_errors_name_the_argument_not_a_line(run_cli) -> None:
                                   "integer, got 2.0")
 
 
+@pytest.mark.slow
 def test_one_cycle_survives_a_four_step_smoke_run(tmp_path: Path) -> None:
     spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={
         "epochs": 1, "batch_size": 128, "schedule": {"name": "onecycle"}})))
@@ -188,6 +190,7 @@ def test_one_cycle_of_two_steps_is_one_line(tmp_path: Path) -> None:
         run_training(spec, tmp_path / "run", progress=False)
 
 
+@pytest.mark.slow
 def test_batchnorm_after_global_pooling_survives_a_lone_last_image(tmp_path: Path) -> None:
     """512 synthetic images in batches of 511 leave one image: BatchNorm1d after `gap` cannot
     train on a batch of one, so the trainer leaves it out."""
@@ -235,6 +238,7 @@ def test_a_full_disk_while_saving_is_one_line_and_keeps_the_last_checkpoint(
     (lambda p: p.update(spec=[1]), "'spec' is list, expected dict"),
     (lambda p: p.update(class_names="0123456789"), "'class_names' is str"),
 ])
+@pytest.mark.slow
 def test_loadable_but_malformed_checkpoints_are_one_line(tmp_path: Path, run_cli,
                                                          change: Any, fragment: str) -> None:
     spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={"epochs": 1})))
@@ -249,6 +253,7 @@ def test_loadable_but_malformed_checkpoints_are_one_line(tmp_path: Path, run_cli
         assert len(result.err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_weights_that_do_not_fit_their_spec_are_one_line(tmp_path: Path, run_cli) -> None:
     spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={"epochs": 1})))
     run_training(spec, tmp_path / "run", progress=False)
@@ -260,6 +265,7 @@ def test_weights_that_do_not_fit_their_spec_are_one_line(tmp_path: Path, run_cli
     assert result.code == 2 and "the weights do not fit spec 'tiny'" in result.err
 
 
+@pytest.mark.slow
 def test_piping_into_head_is_quiet() -> None:
     command = (f"{sys.executable} cli.py build specs/squeezenet_v11.yaml --format json "
                "--depth 3 | head -1")
@@ -283,6 +289,7 @@ def test_unexpected_exceptions_are_one_line_without_debug(run_cli, monkeypatch) 
 # ---------------------------------------------------------------- runs never mix or get lost
 
 
+@pytest.mark.slow
 def test_a_second_training_into_a_busy_folder_is_refused(tmp_path: Path) -> None:
     spec_path = write_spec(tmp_path / "s.yaml", tiny_spec(train={"epochs": 50}))
     first = subprocess.Popen([*CLI, "train", str(spec_path), "--out", str(tmp_path / "run"),
@@ -309,6 +316,7 @@ def test_spec_names_cannot_steer_the_run_folder() -> None:
     assert default_run_dir("...").name.startswith("run-")
 
 
+@pytest.mark.slow
 def test_resume_repairs_records_a_kill_left_behind(tmp_path: Path) -> None:
     spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={"epochs": 2})))
     run_training(spec, tmp_path / "run", progress=False)
@@ -320,6 +328,7 @@ def test_resume_repairs_records_a_kill_left_behind(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "curves.png").is_file()
 
 
+@pytest.mark.slow
 def test_temp_files_of_a_killed_run_are_cleaned_on_any_start(tmp_path: Path) -> None:
     spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={"epochs": 1})))
     (tmp_path / "run").mkdir()
@@ -331,6 +340,7 @@ def test_temp_files_of_a_killed_run_are_cleaned_on_any_start(tmp_path: Path) -> 
 # ---------------------------------------------------------------- messages
 
 
+@pytest.mark.slow
 def test_a_checkpoint_needing_a_plugin_says_so(tmp_path: Path, run_cli) -> None:
     spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={"epochs": 1})))
     run_training(spec, tmp_path / "run", progress=False)
@@ -344,6 +354,7 @@ def test_a_checkpoint_needing_a_plugin_says_so(tmp_path: Path, run_cli) -> None:
            "with --plugin MODULE" in result.err
 
 
+@pytest.mark.slow
 def test_an_edited_checkpoint_spec_is_reported_as_such_by_eval(tmp_path: Path, run_cli) -> None:
     spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={"epochs": 1})))
     run_training(spec, tmp_path / "run", progress=False)

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from netbuilder.data.files import atomic_write, atomic_write_bytes, remove_stale_temp_files
 from netbuilder.errors import NetbuilderError
-from netbuilder.files import FolderLock, atomic_write, atomic_write_bytes, remove_stale_temp_files
+from netbuilder.training.folder import FolderLock
 
 
 def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path: Path) -> None:
@@ -50,10 +51,11 @@ def test_stale_temp_files_are_removed(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
+@pytest.mark.slow
 def test_lock_refuses_a_second_holder_and_names_the_first(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from netbuilder.files import FolderLock; lock = FolderLock(Path(sys.argv[1])); "
+         "from netbuilder.training.folder import FolderLock; lock = FolderLock(Path(sys.argv[1])); "
          "lock.acquire(); "
          "print('locked', flush=True); time.sleep(60)", str(tmp_path)],
         stdout=subprocess.PIPE, text=True)

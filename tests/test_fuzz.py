@@ -11,12 +11,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import spec_from_text
 from netbuilder.compiler import compile_spec
-from netbuilder.document import parse_spec
 from netbuilder.errors import NetbuilderError
-from netbuilder.language import resolve
-from netbuilder.registry import BLOCKS
-from netbuilder.schema import validate
+from netbuilder.spec.registry import BLOCKS
 
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),  # 3000 for a hunt
                 deadline=2000, suppress_health_check=[HealthCheck.too_slow])
@@ -58,7 +56,7 @@ documents = st.fixed_dictionaries(
 def read_and_plan(text: str) -> None:
     """The whole path a `validate` takes; only NetbuilderError may leave it."""
     try:
-        spec = validate(resolve(parse_spec(text, "<fuzz>")))
+        spec = spec_from_text(text, "<fuzz>")
         compile_spec(spec, device="meta")
     except NetbuilderError:
         pass
@@ -89,5 +87,5 @@ def test_the_strategies_reach_valid_specs() -> None:
     """Guard against a fuzzer that only ever produces junk: a plain generated spec plans."""
     text = yaml.safe_dump({"name": "x", "input": {"channels": 1, "size": 8}, "num_classes": 10,
                            "layers": [{"conv": {"out_channels": "num_classes"}}, {"gap": None}]})
-    spec = validate(resolve(parse_spec(text)))
+    spec = spec_from_text(text)
     assert math.prod(compile_spec(spec, device="meta")[1][-1].out_shape) == 10

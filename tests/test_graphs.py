@@ -10,18 +10,17 @@ import torch
 from torch import fx, nn
 
 import netbuilder
-from conftest import ROOT
-from netbuilder.compiler import SpecModel, compile_spec
-from netbuilder.document import parse_spec
-from netbuilder.formatting import format_json, format_table
-from netbuilder.schema import validate
-from netbuilder.summary import summarize
+from conftest import ROOT, spec_from_text
+from netbuilder.compiler import compile_spec
+from netbuilder.compiler.assemble import SpecModel
+from netbuilder.report.formatting import format_json, format_table
+from netbuilder.report.summary import summarize
 
 HEAD = "name: g\ninput: {channels: 2, size: 8}\nnum_classes: 10\nlayers:\n"
 
 
 def spec_from(layers: str) -> netbuilder.Spec:
-    return validate(parse_spec(HEAD + layers, "graph.yaml"))
+    return spec_from_text(HEAD + layers, "graph.yaml")
 
 
 RESIDUAL = """\

@@ -8,23 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
 
-from conftest import tiny_spec
+from conftest import tiny_spec, write_png, write_spec
 from netbuilder import read_spec
 from netbuilder.data.images import read_image
 from netbuilder.data.synthetic import make_synthetic
 from netbuilder.errors import NetbuilderError
 from netbuilder.inference import evaluate_checkpoint, predict
-from netbuilder.records import read_metrics
+from netbuilder.training.records import read_metrics
 from netbuilder.training.run import run_training
-
-
-def write_png(image: torch.Tensor, path: Path) -> None:
-    """A uint8 (C, H, W) tensor as a grey or RGB PNG."""
-    array = image.permute(1, 2, 0).numpy()
-    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path)
 
 SPEC = tiny_spec(train={"epochs": 3})
 
@@ -32,9 +25,8 @@ SPEC = tiny_spec(train={"epochs": 3})
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("evaluate")
-    spec_path = folder / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump(SPEC, sort_keys=False), encoding="utf-8")
-    run_training(read_spec(spec_path), folder / "run", progress=False)
+    run_training(read_spec(write_spec(folder / "spec.yaml", SPEC)), folder / "run",
+                 progress=False)
     return folder / "run"
 
 

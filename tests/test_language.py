@@ -14,8 +14,8 @@ import netbuilder
 from conftest import ROOT
 from netbuilder.compiler import compile_spec
 from netbuilder.errors import NetbuilderError
-from netbuilder.expressions import evaluate, make_divisible
-from netbuilder.summary import summarize
+from netbuilder.report.summary import summarize
+from netbuilder.spec.expressions import evaluate, make_divisible
 
 HEAD = "name: l\ninput: {channels: 1, size: 16}\nnum_classes: 10\n"
 
@@ -324,7 +324,7 @@ def test_several_input_sizes_report_collapse_and_uneven_strides(run_cli) -> None
 
 def test_the_editor_schema_is_current_and_accepts_expressions() -> None:
     """docs/netbuilder.schema.json (for the YAML language server) is `cli.py schema`."""
-    from netbuilder.schema import spec_schema
+    from netbuilder.spec.schema import spec_schema
 
     stored = json.loads((ROOT / "docs" / "netbuilder.schema.json").read_text())
     assert stored == spec_schema(editor=True), "run `make schema`"

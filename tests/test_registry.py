@@ -8,7 +8,7 @@ import pytest
 from torch import nn
 
 from netbuilder.errors import NetbuilderError
-from netbuilder.registry import BLOCKS, Arg, Block, Registry, describe_builder, register
+from netbuilder.spec.registry import BLOCKS, Arg, Block, Registry, describe_builder, register
 
 PLUGIN = textwrap.dedent('''
     from typing import Annotated
@@ -69,7 +69,8 @@ def test_undocumented_parameter_is_refused():
     def bad(in_shape, width: int = 3) -> Block:
         return Block(nn.Identity(), in_shape)
 
-    with pytest.raises(TypeError, match="needs Annotated"):
+    with pytest.raises(NetbuilderError, match=r"block 'bad' .*: parameter 'width' needs a "
+                                              r"declaration"):
         describe_builder("bad", bad)
 
 
@@ -110,3 +111,37 @@ def test_spec_with_plugin_block_fails_without_the_plugin(run_cli, plugin_dir):
 def test_missing_plugin_is_a_user_error(run_cli):
     result = run_cli("--plugin", "no_such_module_xyz", "blocks")
     assert result.code == 2 and "cannot import plugin 'no_such_module_xyz'" in result.err
+
+
+BROKEN_PLUGINS = {
+    "undeclared": ('from netbuilder import Block, register\n'
+                   '@register("widen")\n'
+                   'def widen(in_shape, factor: int = 2) -> Block:\n'
+                   '    """Undeclared parameter."""\n',
+                   "plugin 'broken_undeclared': block 'widen' (broken_undeclared.widen): "
+                   "parameter 'factor' needs a declaration, Annotated[type, Arg(\"what it "
+                   "is\")]"),
+    "duplicate": ('from netbuilder import Block, register\n'
+                  '@register("conv")\n'
+                  'def conv(in_shape) -> Block:\n'
+                  '    """Clashes with the built-in."""\n',
+                  "plugin 'broken_duplicate': block 'conv' is already registered by "
+                  "netbuilder.blocks.conv.conv; choose another name for the one in "
+                  "broken_duplicate.conv"),
+    "crashing": ("raise RuntimeError('no GPU here')\n",
+                 "plugin 'broken_crashing' failed to import: RuntimeError: no GPU here"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN_PLUGINS))
+def test_a_broken_plugin_is_one_line_naming_module_and_block(run_cli, tmp_path, monkeypatch,
+                                                             kind):
+    source, message = BROKEN_PLUGINS[kind]
+    (tmp_path / f"broken_{kind}.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    try:
+        result = run_cli("--plugin", f"broken_{kind}", "blocks")
+    finally:
+        sys.modules.pop(f"broken_{kind}", None)
+    assert result.code == 2
+    assert result.err.strip() == f"error: {message}"

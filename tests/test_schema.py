@@ -5,10 +5,10 @@ import pytest
 
 import netbuilder
 from conftest import SPECS
-from netbuilder.document import load_spec
-from netbuilder.registry import BLOCKS
-from netbuilder.schema import param_schema, spec_schema
-from netbuilder.training.config import TrainConfig
+from netbuilder.spec.config import TrainConfig
+from netbuilder.spec.document import load_spec
+from netbuilder.spec.registry import BLOCKS
+from netbuilder.spec.schema import param_schema, spec_schema
 
 
 def test_schema_is_a_valid_draft_2020_12_schema():

@@ -19,7 +19,7 @@ from torch import nn
 
 from conftest import ROOT
 from netbuilder import compile_spec, read_spec
-from netbuilder.summary import count_params, leaf_modules
+from netbuilder.report.summary import count_params, leaf_modules
 
 Row = tuple[str, tuple[int, ...], int]  # (module type, one sample's output shape, parameters)
 

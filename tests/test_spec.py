@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from netbuilder.document import load_spec, parse_spec
 from netbuilder.errors import NetbuilderError
-from netbuilder.spec import apply_overrides
+from netbuilder.spec.document import load_spec, parse_spec
+from netbuilder.spec.overrides import apply_overrides
 
 TEXT = """\
 name: tiny

@@ -3,6 +3,7 @@ synthetic run and its run folder, determinism, divergence, resume after a real S
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import subprocess
 import sys
@@ -17,16 +18,17 @@ from torch import nn
 
 from conftest import ROOT, tiny_spec, write_spec
 from netbuilder import read_spec
-from netbuilder.checkpoint import load_checkpoint
-from netbuilder.compiler import build_model
+from netbuilder.compiler import compile_spec
+from netbuilder.compiler.heads import output_kind
 from netbuilder.data.transforms import BatchTransform
 from netbuilder.errors import NetbuilderError
-from netbuilder.records import METRIC_FIELDS, TIMING_FIELDS, read_metrics
+from netbuilder.spec.config import TrainConfig
 from netbuilder.training import loop as loop_module
-from netbuilder.training.config import TrainConfig, check_config
+from netbuilder.training.checkpoint import load_checkpoint
 from netbuilder.training.evaluation import make_loss
 from netbuilder.training.inputs import make_transform
 from netbuilder.training.loop import make_optimizer, make_scheduler
+from netbuilder.training.records import METRIC_FIELDS, TIMING_FIELDS, read_metrics
 from netbuilder.training.run import run_training
 
 MNIST_RAW = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
@@ -71,16 +73,24 @@ def test_train_config_fills_defaults_under_partial_sections(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(("train", "message"), [
-    ({"transforms": {"normalize": {"mean": [0.1, 0.2]}}}, "normalize.mean has 2 values"),
+    ({"transforms": {"normalize": {"mean": [0.1, 0.2]}}}, "normalize.mean: has 2 values"),
     ({"schedule": {"name": "onecycle", "warmup_epochs": 1}}, "set pct_start"),
     ({"schedule": {"warmup_epochs": 2}}, "must be less than train.epochs"),
-    ({"optimizer": {"momentum": 0, "nesterov": True}}, "nesterov needs momentum"),
+    ({"optimizer": {"momentum": 0, "nesterov": True}}, "nesterov: .* needs momentum > 0"),
 ])
-def test_check_config_rejects_inconsistent_settings(tmp_path: Path, train: dict,
-                                                    message: str) -> None:
-    spec = load_spec_data(tmp_path, train=train)
+def test_inconsistent_train_settings_are_refused_when_the_spec_is_read(
+        tmp_path: Path, train: dict, message: str) -> None:
     with pytest.raises(NetbuilderError, match=message):
-        check_config(spec.train, spec.input_shape[0])
+        load_spec_data(tmp_path, train=train)
+
+
+def test_train_rules_are_enforced_by_the_runner_too(tmp_path: Path) -> None:
+    """A Spec changed in Python after validation meets the same rules before training."""
+    spec = load_spec_data(tmp_path)
+    schedule = dataclasses.replace(spec.train.schedule, warmup_epochs=1.0)
+    bad = dataclasses.replace(spec, train=spec.train.replace(epochs=1, schedule=schedule))
+    with pytest.raises(NetbuilderError, match=r"must be less than train\.epochs"):
+        run_training(bad, tmp_path / "run", progress=False)
 
 
 # ---------------------------------------------------------------- loss and schedules
@@ -89,14 +99,14 @@ def test_check_config_rejects_inconsistent_settings(tmp_path: Path, train: dict,
 @pytest.mark.parametrize("head", ["log_softmax", None])
 def test_loss_is_cross_entropy_for_logits_and_log_probabilities(tmp_path: Path,
                                                                 head: str | None) -> None:
-    model = build_model(load_spec_data(tmp_path, head=head))
-    assert isinstance(make_loss(model), nn.CrossEntropyLoss)
+    _, plan = compile_spec(load_spec_data(tmp_path, head=head), device="meta")
+    assert isinstance(make_loss(output_kind(plan)), nn.CrossEntropyLoss)
 
 
 def test_softmax_head_is_refused(tmp_path: Path) -> None:
-    model = build_model(load_spec_data(tmp_path, head="softmax"))
+    spec = load_spec_data(tmp_path, head="softmax")
     with pytest.raises(NetbuilderError, match="log_softmax"):
-        make_loss(model)
+        run_training(spec, tmp_path / "run", progress=False)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
@@ -147,6 +157,7 @@ def test_transform_resizes_and_repeats_grey_channels() -> None:
 # ---------------------------------------------------------------- runs
 
 
+@pytest.mark.slow
 def test_short_run_writes_the_run_folder(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     spec = load_spec_data(tmp_path, train={"epochs": 3})
@@ -173,6 +184,7 @@ def test_short_run_writes_the_run_folder(tmp_path: Path,
     assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_weights(tmp_path: Path) -> None:
     train = {"epochs": 1, "transforms": {"augment": {"rotation": 10, "translate": 0.1}}}
     spec = load_spec_data(tmp_path, dropout=0.2, train=train)
@@ -186,6 +198,7 @@ def test_same_seed_gives_identical_weights(tmp_path: Path) -> None:
                            model_state(tmp_path / "c" / "last.pt")["conv1.weight"])
 
 
+@pytest.mark.slow
 def test_rgb_non_square_spec_trains_on_grey_data(tmp_path: Path) -> None:
     spec = load_spec_data(tmp_path, channels=3, size=[12, 16],
                           train={"epochs": 1, "transforms": {"normalize": {
@@ -202,6 +215,7 @@ def test_class_count_must_match_the_dataset(tmp_path: Path) -> None:
         run_training(spec, tmp_path / "run", progress=False)
 
 
+@pytest.mark.slow
 def test_refuses_to_overwrite_a_run_unless_asked(tmp_path: Path) -> None:
     spec = load_spec_data(tmp_path, train={"epochs": 1})
     run_training(spec, tmp_path / "run", progress=False)
@@ -238,8 +252,8 @@ class PoisonAfter(nn.Module):
 def test_nan_loss_keeps_the_previous_checkpoint(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     real_make = loop_module.make_loss
-    monkeypatch.setattr(loop_module, "make_loss", lambda model, smoothing=0.0: PoisonAfter(
-        real_make(model, smoothing), SYNTHETIC_BATCHES + 2))
+    monkeypatch.setattr(loop_module, "make_loss", lambda head, smoothing=0.0: PoisonAfter(
+        real_make(head, smoothing), SYNTHETIC_BATCHES + 2))
     spec = load_spec_data(tmp_path, train={"epochs": 3})
     run_dir = tmp_path / "run"
     after_epoch: list[bytes] = []
@@ -273,6 +287,7 @@ def test_missing_mnist_files_are_named(tmp_path: Path, run_cli) -> None:
     assert "MNIST/raw/train-images-idx3-ubyte" in result.err
 
 
+@pytest.mark.slow
 def test_train_flags_become_overrides(tmp_path: Path, run_cli) -> None:
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec())
     result = run_cli("train", str(spec), "--epochs", "1", "--lr", "1e-2", "--batch-size", "64",
@@ -298,6 +313,7 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
         time.sleep(0.005)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     epochs = 4
     train = {"epochs": epochs, "schedule": {"name": "cosine", "warmup_epochs": 1},
@@ -330,6 +346,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> No
     assert not list(run_dir.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_resume_needs_the_same_training_settings(tmp_path: Path) -> None:
     spec = load_spec_data(tmp_path, train={"epochs": 1})
     run_training(spec, tmp_path / "run", progress=False)
@@ -338,6 +355,7 @@ def test_resume_needs_the_same_training_settings(tmp_path: Path) -> None:
         run_training(changed, tmp_path / "run", resume=True, progress=False)
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_run_only_rewrites_the_records(tmp_path: Path) -> None:
     spec = load_spec_data(tmp_path, train={"epochs": 1})
     first = run_training(spec, tmp_path / "run", progress=False)
@@ -349,6 +367,7 @@ def test_resuming_a_finished_run_only_rewrites_the_records(tmp_path: Path) -> No
 # ---------------------------------------------------------------- real MNIST
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 @pytest.mark.skipif(not MNIST_RAW.is_dir(), reason="needs ../shared/data/MNIST/raw")
 def test_one_epoch_on_real_mnist(tmp_path: Path) -> None:
@@ -361,6 +380,7 @@ def test_one_epoch_on_real_mnist(tmp_path: Path) -> None:
     assert make_transform(spec, result.config).size == (28, 28)
 
 
+@pytest.mark.slow
 def test_ema_weights_are_tested_saved_and_resumed_exactly(tmp_path: Path) -> None:
     train = {"epochs": 2, "ema": 0.9}
     spec = load_spec_data(tmp_path, dropout=0.2, train=train)

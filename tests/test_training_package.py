@@ -1,4 +1,4 @@
-"""The training package's promises: the config declared once, a spec read without torch, your
+"""The training package's promises: the config declared once, your
 own images (imagefolder) end to end, bf16 autocast on CPU, TensorBoard events when installed."""
 
 from __future__ import annotations
@@ -10,24 +10,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
 from PIL import Image
 
-from conftest import ROOT, tiny_spec, write_spec
+from conftest import ROOT, SHAPES, draw, tiny_spec, write_spec
 from netbuilder import read_spec
-from netbuilder.checkpoint import load_checkpoint
 from netbuilder.data.imagefolder import CACHE_DIR
 from netbuilder.errors import NetbuilderError
 from netbuilder.inference import predict
-from netbuilder.training.config import TrainConfig
+from netbuilder.spec.config import TrainConfig
+from netbuilder.training.checkpoint import load_checkpoint
 from netbuilder.training.device import autocast_dtype
 from netbuilder.training.run import run_training
 
 PACKAGE = ROOT / "netbuilder"
-CLASSES = ("circle", "cross", "stripes")
 
 
 def leaf_fields(data: dict, prefix: str = "") -> list[str]:
@@ -39,60 +37,20 @@ def leaf_fields(data: dict, prefix: str = "") -> list[str]:
 
 def test_train_fields_are_declared_in_one_module_only() -> None:
     """Where the train config was declared a second time (the schema, the CLI's flags, the
-    trainer's defaults), no field is spelt out as a string: they all read training/config.py."""
+    trainer's defaults), no field is spelt out as a string: they all read spec/config.py."""
     # words that are also other things: a block parameter or CLI option (name, seed, device,
     # dataset), the metrics column `lr`
     names = set(leaf_fields(TrainConfig().to_dict())) - {"name", "seed", "device", "dataset",
                                                          "lr"}
-    consumers = [PACKAGE / "schema.py", PACKAGE / "cli.py", PACKAGE / "cli_train.py",
+    consumers = [PACKAGE / "spec" / "schema.py", PACKAGE / "cli.py", PACKAGE / "cli_train.py",
                  *(PACKAGE / "training").glob("*.py")]
     for path in consumers:
-        if path == PACKAGE / "training" / "config.py":
-            continue
         text = path.read_text()
         quoted = [n for n in names if re.search(rf"[\"']{n}[\"']", text)]
         assert not quoted, f"{path.relative_to(ROOT)} spells train fields {quoted}"
 
 
-def test_reading_a_spec_module_does_not_import_torch() -> None:
-    code = ("import sys, netbuilder.spec, netbuilder.schema, netbuilder.training.config; "
-            "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=ROOT)
-    assert out.stdout.strip() == "False"
-
-
-def draw(kind: str, index: int, size: int = 20) -> np.ndarray:
-    """A grey picture of `kind`, shifted a little with `index`."""
-    ys, xs = np.mgrid[:size, :size]
-    shift = index % 4 - 2
-    if kind == "circle":
-        mask = (ys - 10 - shift) ** 2 + (xs - 10) ** 2 < 36
-    elif kind == "cross":
-        mask = (abs(ys - 10 - shift) < 2) | (abs(xs - 10 + shift) < 2)
-    else:
-        mask = (xs + shift) % 6 < 3
-    noise = np.random.default_rng(index).integers(0, 40, (size, size))
-    return (mask * 200 + noise).astype(np.uint8)
-
-
-@pytest.fixture
-def image_folder(tmp_path: Path) -> Path:
-    """train/ (12 per class) and val/ (4 per class) of grey PNGs; one is 16-bit, one RGB."""
-    for split, count in (("train", 12), ("val", 4)):
-        for kind in CLASSES:
-            folder = tmp_path / "shapes" / split / kind
-            folder.mkdir(parents=True)
-            for index in range(count):
-                Image.fromarray(draw(kind, index + (100 if split == "val" else 0))).save(
-                    folder / f"{index}.png")
-    wide = draw("circle", 7).astype(np.uint16) * 257
-    Image.fromarray(wide).save(tmp_path / "shapes" / "train" / "circle" / "wide.png")
-    Image.fromarray(np.stack([draw("cross", 8)] * 3, axis=2)).save(
-        tmp_path / "shapes" / "train" / "cross" / "rgb.png")
-    return tmp_path / "shapes"
-
-
+@pytest.mark.slow
 def test_imagefolder_trains_predicts_names_and_caches(image_folder: Path, tmp_path: Path,
                                                       run_cli) -> None:
     data = tiny_spec(size=16, train={"dataset": "imagefolder", "epochs": 12, "batch_size": 8,
@@ -104,7 +62,7 @@ def test_imagefolder_trains_predicts_names_and_caches(image_folder: Path, tmp_pa
                      str(tmp_path / "run"), "--no-progress")
     assert result.code == 0, result.err
     checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
-    assert checkpoint["class_names"] == list(CLASSES)
+    assert checkpoint["class_names"] == list(SHAPES)
     recorded = yaml.safe_load((tmp_path / "run" / "spec.yaml").read_text())["train"]
     mean, std = recorded["transforms"]["normalize"]["mean"], recorded["transforms"]["normalize"][
         "std"]
@@ -126,7 +84,7 @@ def test_imagefolder_trains_predicts_names_and_caches(image_folder: Path, tmp_pa
     picture = tmp_path / "query.png"
     Image.fromarray(draw("stripes", 101)).save(picture)
     (best,) = predict(tmp_path / "run" / "best.pt", [picture], top_k=3)
-    assert {score.name for score in best.top} == set(CLASSES)
+    assert {score.name for score in best.top} == set(SHAPES)
     printed = run_cli("predict", str(tmp_path / "run" / "best.pt"), str(picture))
     assert printed.code == 0 and "stripes" in printed.out
 
@@ -147,6 +105,7 @@ def test_imagefolder_errors_are_one_line(image_folder: Path, tmp_path: Path) -> 
         run_training(spec, tmp_path / "c", data_dir=image_folder, progress=False)
 
 
+@pytest.mark.slow
 def test_bf16_autocast_trains_on_cpu_with_fp32_weights(tmp_path: Path) -> None:
     spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={
         "epochs": 2, "amp": "bf16"})))
@@ -167,6 +126,7 @@ def test_amp_modes() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
                     reason="the optional tensorboard extra is not installed")
+@pytest.mark.slow
 def test_tensorboard_events_are_written(tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

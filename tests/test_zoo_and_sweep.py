@@ -10,8 +10,8 @@ import pytest
 
 from conftest import ROOT, tiny_spec, write_spec
 from netbuilder.errors import NetbuilderError
-from netbuilder.sweep import grid
-from netbuilder.zoo import zoo_page
+from netbuilder.report.zoo import zoo_page
+from netbuilder.training.sweep import grid
 
 
 def test_zoo_page_is_current() -> None:
@@ -33,6 +33,7 @@ def test_grid_is_the_product_of_the_sweeps() -> None:
         grid(["params.width"])
 
 
+@pytest.mark.slow
 def test_a_sweep_trains_each_point_and_reports(run_cli, tmp_path: Path) -> None:
     data = tiny_spec(train={"epochs": 1})
     data["params"] = {"width": 4}

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from torch import nn
 
-from ..registry import Arg, Block, Shape, register
+from ..spec.registry import Arg, Block, Shape, register
 
 ActivationName = Literal["relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "hardswish",
                          "sigmoid", "tanh", "none"]

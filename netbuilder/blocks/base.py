@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from torch import nn
 
 from ..errors import NetbuilderError
-from ..registry import Arg, Shape, Window
+from ..spec.registry import Arg, Shape, Window, format_shape
 
 Init = Literal["torch", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal",
                "small_normal"]
@@ -63,7 +63,8 @@ class Geometry:
     @property
     def span(self) -> Pair:
         """The input extent one output position sees: dilation * (kernel - 1) + 1."""
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))
+        (kh, kw), (dh, dw) = self.kernel, self.dilation
+        return dh * (kh - 1) + 1, dw * (kw - 1) + 1
 
     def window(self) -> Window:
         """The window along the height, and along the width where that differs."""
@@ -147,10 +148,6 @@ def check_pool_padding(geometry: Geometry) -> None:
             raise NetbuilderError(
                 f"padding {padding} is more than half the kernel size {kernel}; a pool pads "
                 f"at most {kernel // 2} on each side")
-
-
-def format_shape(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape)
 
 
 def initialise(module: nn.Module, init: Init) -> nn.Module:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from torch import nn
 
 from ..errors import NetbuilderError
-from ..registry import Arg, Block, Shape, register
+from ..spec.registry import Arg, Block, Shape, format_shape, register
 from .activations import ActivationArg, NegativeSlope, activation_layer
 from .base import (
     Dilation,
@@ -20,7 +20,6 @@ from .base import (
     Stride,
     check_groups,
     feature_map,
-    format_shape,
     initialise,
 )
 from .layers import Dropout

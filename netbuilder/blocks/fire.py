@@ -7,7 +7,7 @@ from typing import Annotated
 import torch
 from torch import nn
 
-from ..registry import Arg, Block, Shape, Window, register
+from ..spec.registry import Arg, Block, Shape, Window, register
 from .base import InitArg, feature_map, initialise
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import NetbuilderError
-from ..registry import Arg, Block, Shape, register
+from ..spec.registry import Arg, Block, Shape, format_shape, register
 
 DRAWS = 2**16  # distinct values of one 16-bit draw
 
@@ -51,7 +51,7 @@ def dropout2d(
     """Channel dropout (nn.Dropout2d): zeroes whole feature maps, active in training only."""
     if len(in_shape) != 3:
         raise NetbuilderError(f"dropout2d drops channels of a feature map; this input is flat "
-                              f"({'x'.join(map(str, in_shape))}): use dropout")
+                              f"({format_shape(in_shape)}): use dropout")
     return Block(nn.Dropout2d(p), in_shape)
 
 

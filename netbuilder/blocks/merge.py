@@ -6,8 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import NetbuilderError
-from ..registry import Block, Shape, register
-from .base import format_shape
+from ..spec.registry import Block, Shape, format_shape, register
 
 
 class Add(nn.Module):

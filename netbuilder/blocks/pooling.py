@@ -8,7 +8,7 @@ from typing import Annotated
 import torch
 from torch import nn
 
-from ..registry import Arg, Block, Shape, Window, register
+from ..spec.registry import Arg, Block, Shape, Window, register
 from .base import Geometry, KernelSize, Padding, check_pool_padding, feature_map, pair
 
 PoolStride = Annotated[int | tuple[int, int] | None,
@@ -16,8 +16,9 @@ PoolStride = Annotated[int | tuple[int, int] | None,
 CeilMode = Annotated[bool, Arg("round the output size up, as SqueezeNet's pools do")]
 
 
-def pool(kind: type[nn.MaxPool2d | nn.AvgPool2d], in_shape: Shape, kernel_size: int,
-         stride: int | None, padding: int, ceil_mode: bool) -> Block:
+def pool(kind: type[nn.MaxPool2d | nn.AvgPool2d], in_shape: Shape,
+         kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None,
+         padding: int | tuple[int, int] | str, ceil_mode: bool) -> Block:
     name = "maxpool" if kind is nn.MaxPool2d else "avgpool"
     geometry = Geometry.of(kernel_size, stride or kernel_size, padding)
     check_pool_padding(geometry)

@@ -21,7 +21,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 from tqdm import tqdm
 
 from ..errors import NetbuilderError
-from ..files import atomic_write_bytes
+from .files import atomic_write_bytes
 from .images import read_image
 from .loader import ImageDataset
 

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from .catalog import DATASETS
+from ..spec.datasets import DATASETS
 from .loader import ImageDataset, mix_seed
 
 DEFAULT_SIZES = {True: 512, False: 256}  # train, test: enough for a tiny net to learn

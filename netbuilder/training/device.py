@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..errors import NetbuilderError
-from .config import DEVICES
+from ..spec.config import DEVICES
 
 
 def resolve_device(name: str) -> torch.device:

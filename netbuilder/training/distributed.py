@@ -106,6 +106,6 @@ def wrap(model: nn.Module, cluster: Cluster, device: torch.device,
     if not cluster.distributed:
         return model, model
     if sync_batchnorm:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
     ids = [device.index] if device.type == "cuda" else None
     return model, nn.parallel.DistributedDataParallel(model, device_ids=ids)

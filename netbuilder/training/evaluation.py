@@ -1,5 +1,6 @@
-"""Scoring a model from its head: the loss, class probabilities, and a whole split's loss,
-accuracy and confusion matrix. Used by training and by `eval`/`predict` alike.
+"""Scoring a model from what its head outputs (`compiler.heads`): the loss, class
+probabilities, and a whole split's loss, accuracy and confusion matrix. Used by training and by
+`eval`/`predict` alike.
 
 The loss is cross-entropy whatever the head: on raw logits it is what it says, and on
 log-probabilities it is the same number, because log_softmax is idempotent
@@ -14,35 +15,26 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..compiler.heads import Head
 from ..data.loader import BatchLoader
 from ..errors import NetbuilderError
 from .device import autocast, prepare
 from .distributed import Cluster, all_sum
 
-PASSIVE_TAIL = (nn.Dropout, nn.Identity, nn.Flatten)  # layers that do not change what a head is
 
-
-def output_layer(model: nn.Module) -> nn.Module:
-    """The last layer that decides what the model outputs (trailing dropout etc. skipped)."""
-    leaves = [m for m in model.modules() if next(m.children(), None) is None]
-    while len(leaves) > 1 and isinstance(leaves[-1], PASSIVE_TAIL):
-        leaves.pop()
-    return leaves[-1] if leaves else model
-
-
-def make_loss(model: nn.Module, label_smoothing: float = 0.0) -> nn.Module:
+def make_loss(head: Head, label_smoothing: float = 0.0) -> nn.Module:
     """Cross-entropy on the model's output (logits or log-probabilities)."""
-    if isinstance(output_layer(model), nn.Softmax):
+    if head == "probabilities":
         raise NetbuilderError(
             "the model ends in softmax, which cannot be trained stably (the log of its "
             "probabilities underflows); end it with log_softmax, or with the raw logits")
     return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
 
-def to_probabilities(model: nn.Module, output: Tensor) -> Tensor:
+def to_probabilities(head: Head, output: Tensor) -> Tensor:
     """Class probabilities from whatever the head outputs (softmax of logits or log-probs)."""
-    if isinstance(output_layer(model), nn.Softmax):
-        return output
+    if head == "probabilities":
+        return output.float()
     return output.float().softmax(dim=1)
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import torch
 
-from ..data.catalog import dataset_info, resolve_data_dir
 from ..data.loader import BatchLoader, ImageDataset
-from ..data.sources import load_dataset
+from ..data.sources import load_dataset, resolve_data_dir
 from ..data.transforms import BatchTransform
 from ..errors import NetbuilderError
-from ..spec import Spec
-from .config import TrainConfig
+from ..spec.config import TrainConfig
+from ..spec.datasets import dataset_info
+from ..spec.types import Spec
 from .distributed import Cluster
 
 
@@ -65,7 +65,7 @@ def make_transform(spec: Spec, config: TrainConfig) -> BatchTransform:
     return BatchTransform(size=spec.input_shape[1:], channels=spec.input_shape[0],
                           mean=tuple(normal.mean), std=tuple(normal.std),
                           rotation=augment.rotation, translate=augment.translate,
-                          scale=tuple(augment.scale))
+                          scale=(augment.scale[0], augment.scale[1]))
 
 
 def make_loader(spec: Spec, config: TrainConfig, dataset: ImageDataset, train: bool,

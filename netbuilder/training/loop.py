@@ -10,23 +10,24 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 from torch.optim import lr_scheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..compiler import build_model
+from ..compiler import compile_spec
+from ..compiler.heads import output_kind
 from ..data.loader import BatchLoader
 from ..errors import NetbuilderError
-from ..records import EpochProgress
-from ..spec import Spec
-from .config import OptimizerConfig, TrainConfig
+from ..spec.config import OptimizerConfig, TrainConfig
+from ..spec.types import Spec
 from .device import autocast, autocast_dtype, prepare, synchronize
 from .distributed import Cluster, all_sum, wrap
 from .evaluation import EvalStats, evaluate_model, make_loss
 from .inputs import Loaders
+from .records import EpochProgress
 
 SYNC_EVERY = 25  # batches between GPU syncs for the NaN check and the progress bar
 MIN_ONECYCLE_STEPS = 3  # one-cycle needs a step up and a step down
@@ -37,8 +38,9 @@ def make_optimizer(parameters: Iterator[nn.Parameter],
     if config.name == "sgd":
         return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
                                nesterov=config.nesterov, weight_decay=config.weight_decay)
-    optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.name]
-    return optimizer_class(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    if config.name == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
@@ -106,22 +108,24 @@ def build_session(spec: Spec, config: TrainConfig, device: torch.device,
     rank 0's); each rank's own random stream (dropout) starts from seed + rank."""
     cluster = cluster or Cluster()
     torch.manual_seed(config.seed)
-    model = build_model(spec).to(device)
+    model, plan = compile_spec(spec)
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model, forward = wrap(model, cluster, device, config.sync_batchnorm)
-    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema),
-                         use_buffers=True) if config.ema else None)
+    ema = (AveragedModel(model, use_buffers=True,
+                         multi_avg_fn=get_ema_multi_avg_fn(config.ema))  # type: ignore[no-untyped-call]
+           if config.ema else None)
     torch.manual_seed(config.seed + cluster.rank)
     optimizer = make_optimizer(model.parameters(), config.optimizer)
     amp_dtype = autocast_dtype(config.amp, device)
     return Session(
         model=model,
-        forward=torch.compile(forward) if config.compile else forward,
+        forward=cast(nn.Module, torch.compile(forward)) if config.compile else forward,
         compiled=config.compile,
         cluster=cluster,
         ema=ema,
-        loss_fn=make_loss(model, config.label_smoothing),
+        loss_fn=make_loss(output_kind(plan), config.label_smoothing),
         optimizer=optimizer,
         scheduler=make_scheduler(optimizer, config, steps_per_epoch),
         scaler=(torch.amp.GradScaler("cuda")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,12 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import (
+from ..errors import NetbuilderError, raise_if_any
+from ..report.formatting import format_table
+from ..report.summary import summarize_spec
+from ..spec.config import RESUME_FREE, TrainConfig, config_errors
+from ..spec.types import Spec
+from .checkpoint import (
     BEST,
     FORMAT_VERSION,
     LAST,
@@ -23,30 +27,19 @@ from ..checkpoint import (
     save_checkpoint,
     spec_fingerprint,
 )
-from ..compiler import compile_for_summary
-from ..errors import NetbuilderError
-from ..files import FolderLock, remove_stale_temp_files
-from ..formatting import format_table
-from ..records import (
-    RUNS_DIR,
+from .distributed import Cluster, barrier, from_main, gather, join, leave
+from .evaluation import EvalStats
+from .folder import FolderLock, default_run_dir, open_run_folder
+from .inputs import prepare_data
+from .loop import Session, build_session, evaluate_test_split, run_epoch, warm_up_eval
+from .records import (
     TensorBoard,
     plot_confusion,
-    timestamp,
     write_confusion_csv,
     write_history,
     write_spec_yaml,
     write_text,
 )
-from ..spec import Spec
-from ..summary import summarize
-from .config import RESUME_FREE, TrainConfig, check_config
-from .distributed import Cluster, barrier, from_main, gather, join, leave
-from .evaluation import EvalStats
-from .inputs import prepare_data
-from .loop import Session, build_session, evaluate_test_split, run_epoch, warm_up_eval
-
-RUN_FILES = ("spec.yaml", "metrics.csv", "curves.png", LAST, BEST, "confusion.png",
-             "confusion.csv", "summary.txt")
 
 
 @dataclass
@@ -84,45 +77,6 @@ class RunResult:
     @property
     def final_test_acc(self) -> float:
         return self.final.accuracy
-
-
-# ---------------------------------------------------------------- run folder
-
-
-def default_run_dir(spec_name: str) -> Path:
-    """runs/<spec name>-<YYYYmmdd-HHMMSS>, the name made safe as a folder name: a spec named
-    `../../x` still writes under runs/."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec_name).strip("._-")[:64] or "run"
-    return RUNS_DIR / f"{safe}-{timestamp()}"
-
-
-def open_run_folder(run_dir: Path, resume: bool, overwrite: bool) -> FolderLock:
-    """Create and lock the run folder; clean what a killed run left; refuse to mix two runs."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise NetbuilderError(f"--out {run_dir} is a file; expected a folder for the run")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NetbuilderError(f"cannot create the run folder {run_dir}: "
-                              f"{exc.strerror or exc}") from None
-    lock = FolderLock(run_dir)
-    lock.acquire()
-    try:
-        remove_stale_temp_files(run_dir)
-        present = [name for name in RUN_FILES if (run_dir / name).exists()]
-        if resume and not (run_dir / LAST).is_file():
-            raise NetbuilderError(f"nothing to resume in {run_dir}: {LAST} not found")
-        if present and not resume and not overwrite:
-            raise NetbuilderError(f"{run_dir} already holds a run ({', '.join(present)}); "
-                                  "continue it with --resume, replace it with --overwrite, "
-                                  "or choose another --out")
-        if overwrite and not resume:
-            for name in present:
-                (run_dir / name).unlink()
-    except BaseException:
-        lock.release()
-        raise
-    return lock
 
 
 # ---------------------------------------------------------------- checkpoints and resume
@@ -223,8 +177,7 @@ def finish_run(run_dir: Path, spec: Spec, state: RunState, final: EvalStats,
     """Files written once at the end: confusion matrix (CSV and plot) and the summary."""
     write_confusion_csv(run_dir / "confusion.csv", final.confusion, classes)
     plot_confusion(run_dir / "confusion.png", final.confusion, classes)
-    model, plan = compile_for_summary(spec)
-    lines = [format_table(summarize(model, plan, spec)), "",
+    lines = [format_table(summarize_spec(spec)), "",
              *(f"{key}: {value}" for key, value in details.items())]
     write_text(run_dir / "summary.txt", "\n".join(lines) + "\n")
 
@@ -265,7 +218,7 @@ def run_training(
     where stderr is not a terminal); `on_epoch` receives each epoch's row once it is saved.
     """
     config = spec.train
-    check_config(config, spec.input_shape[0])
+    raise_if_any(config_errors(config, spec.input_shape[0]))  # `validate` ran them on the file
     cluster, device = join(config.device)
     try:
         if config.batch_size % cluster.world:
@@ -320,7 +273,7 @@ def _train(spec: Spec, config: TrainConfig, run_dir: Path, device: torch.device,
             row, final = run_epoch(session, loaders, epoch, config, spec.num_classes, progress)
             improved = state.record(row)
             payload = checkpoint_payload(session, state, spec_data, config, loaders.classes)
-            if main:
+            if board is not None:  # the main rank
                 save_epoch(run_dir, payload, improved, state.history)
                 board.log(row)
                 if on_epoch is not None:

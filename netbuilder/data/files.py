@@ -1,0 +1,73 @@
+"""Writing files so that a crash never leaves half of one: a temp file in the same folder,
+fsynced, renamed over the target. Checkpoints, run records, dataset caches and exports all
+write through here. Plain OS calls; no torch."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from ..errors import NetbuilderError
+
+TEMP_SUFFIX = ".tmp"  # temp files are ".<name>.<random>.tmp" next to their target
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write through a temp file in the same folder, then rename over `path`.
+
+    A crash at any moment leaves either the old file or the new one, never half of either:
+    the data is fsynced before the rename, and the folder after it so the rename itself lasts.
+    An OSError (no space left, read-only, permissions) becomes a NetbuilderError naming `path`.
+    """
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    try:
+        # os.open with 0o666 lets the umask decide the mode, as for any new file
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                     0o666)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise NetbuilderError(f"cannot write {path}: {exc.strerror or exc}") from None
+    fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    def write(handle: IO[bytes]) -> None:
+        handle.write(data)
+
+    atomic_write(path, write)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Persist a rename; some platforms (Windows) cannot open a folder, which is fine there."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Delete temp files a killed run left behind (they never replaced anything). Call it only
+    while holding the folder's lock: another writer's temp file is in flight otherwise."""
+    removed = []
+    for stale in Path(folder).glob(f".*{TEMP_SUFFIX}"):
+        stale.unlink(missing_ok=True)
+        removed.append(stale)
+    return removed
