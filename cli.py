@@ -1,4 +1,5 @@
 """`python cli.py ...` from a checkout; the installed console script is `netbuilder`."""
+
 import sys
 
 from netbuilder.cli import main

@@ -19,11 +19,30 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run(spec: str, processes: int, epochs: int, out: Path, threads: int) -> float:
     """Mean images/s over the epochs of one training run."""
-    launcher = [sys.executable] if processes == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={processes}"]
-    command = [*launcher, str(ROOT / "cli.py"), "train", str(ROOT / "specs" / f"{spec}.yaml"),
-               "--device", "cpu", "--epochs", str(epochs), "--out", str(out), "--no-progress"]
+    launcher = (
+        [sys.executable]
+        if processes == 1
+        else [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={processes}",
+        ]
+    )
+    command = [
+        *launcher,
+        str(ROOT / "cli.py"),
+        "train",
+        str(ROOT / "specs" / f"{spec}.yaml"),
+        "--device",
+        "cpu",
+        "--epochs",
+        str(epochs),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     subprocess.run(command, cwd=ROOT, check=True, env=env, capture_output=True)
     with open(out / "metrics.csv", newline="") as handle:
@@ -32,8 +51,9 @@ def run(spec: str, processes: int, epochs: int, out: Path, threads: int) -> floa
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--spec", default="model5")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=1)
@@ -41,13 +61,22 @@ def main() -> int:
     cores = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as folder:
         one = run(args.spec, 1, args.epochs, Path(folder) / "one", cores)
-        many = run(args.spec, args.processes, args.epochs, Path(folder) / "many",
-                   max(1, cores // args.processes))
-    print(f"{args.spec}, {args.epochs} epoch(s) of MNIST, global batch from the spec, {cores} "
-          "CPU cores")
-    rows = {f"1 process, {cores} threads": one,
-            f"{args.processes} processes (torchrun, gloo), "
-            f"{max(1, cores // args.processes)} thread(s) each": many}
+        many = run(
+            args.spec,
+            args.processes,
+            args.epochs,
+            Path(folder) / "many",
+            max(1, cores // args.processes),
+        )
+    print(
+        f"{args.spec}, {args.epochs} epoch(s) of MNIST, global batch from the spec, {cores} "
+        "CPU cores"
+    )
+    rows = {
+        f"1 process, {cores} threads": one,
+        f"{args.processes} processes (torchrun, gloo), "
+        f"{max(1, cores // args.processes)} thread(s) each": many,
+    }
     for label, speed in rows.items():
         print(f"  {label:<48} {speed:8.0f} img/s   x{speed / one:.2f}")
     return 0

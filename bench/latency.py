@@ -23,8 +23,12 @@ BAD = ROOT / "tests" / "specs_bad"
 YAML_TYPO = "name: typo\nlayers:\n  - conv_bn: {out_channels: 8\n"
 # (label, command after `cli.py`, target seconds, expected exit code)
 CASES = [
-    ("build --summary squeezenet_v11", ["build", "specs/squeezenet_v11.yaml", "--summary"], 10.0,
-     0),
+    (
+        "build --summary squeezenet_v11",
+        ["build", "specs/squeezenet_v11.yaml", "--summary"],
+        10.0,
+        0,
+    ),
     ("validate, YAML typo (no torch)", ["validate", "{typo}"], 1.0, 2),
     ("refused: alias bomb", ["build", str(BAD / "alias_bomb.yaml"), "--summary"], 5.0, 2),
     ("refused: giant weights", ["build", str(BAD / "giant_weights.yaml"), "--summary"], 10.0, 2),
@@ -35,8 +39,9 @@ SUMMARY_DEPTH2_TARGET = 0.5  # seconds for summarize(depth=2) of squeezenet_v11,
 
 def time_command(args: list[str], expected: int) -> float:
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "cli.py", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "cli.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     if done.returncode != expected:
         raise SystemExit(f"{' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
     return time.perf_counter() - start
@@ -69,8 +74,10 @@ def main() -> int:
         print(f"{label:40} {median:7.2f}s {target:7.1f}s{'  MISSED' if median > target else ''}")
     seconds = summary_seconds()
     missed += seconds > SUMMARY_DEPTH2_TARGET
-    print(f"{'summarize(depth=2) squeezenet_v11':40} {seconds:7.2f}s "
-          f"{SUMMARY_DEPTH2_TARGET:7.1f}s{'  MISSED' if seconds > SUMMARY_DEPTH2_TARGET else ''}")
+    print(
+        f"{'summarize(depth=2) squeezenet_v11':40} {seconds:7.2f}s "
+        f"{SUMMARY_DEPTH2_TARGET:7.1f}s{'  MISSED' if seconds > SUMMARY_DEPTH2_TARGET else ''}"
+    )
     return 1 if missed else 0
 
 

@@ -65,24 +65,31 @@ def measured_peak_mb(spec: netbuilder.Spec, batch_size: int, device: torch.devic
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("specs", nargs="*", default=DEFAULT_SPECS)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, {args.device}, batch {args.batch_size}, fp32, "
-          "contiguous (NCHW)")
-    print(f"{'spec':<16}{'fwd/bwd est':>12}{'params':>9}{'estimate':>10}{'measured':>10}"
-          f"{'measured/est':>14}")
+    print(
+        f"torch {torch.__version__}, {args.device}, batch {args.batch_size}, fp32, "
+        "contiguous (NCHW)"
+    )
+    print(
+        f"{'spec':<16}{'fwd/bwd est':>12}{'params':>9}{'estimate':>10}{'measured':>10}"
+        f"{'measured/est':>14}"
+    )
     for name in args.specs:
         spec = netbuilder.read_spec(ROOT / "specs" / f"{name}.yaml", PLAIN_STEP)
         forward_backward, params = estimate_mb(spec, args.batch_size)
         estimate = forward_backward + params
         measured = measured_peak_mb(spec, args.batch_size, device)
-        print(f"{name:<16}{forward_backward:>10.1f}MB{params:>7.2f}MB{estimate:>8.1f}MB"
-              f"{measured:>8.1f}MB{measured / estimate:>14.2f}")
+        print(
+            f"{name:<16}{forward_backward:>10.1f}MB{params:>7.2f}MB{estimate:>8.1f}MB"
+            f"{measured:>8.1f}MB{measured / estimate:>14.2f}"
+        )
     return 0
 
 

@@ -41,12 +41,22 @@ class Model5(nn.Module):
         super().__init__()
 
         def block(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(nn.Conv2d(cin, cout, 3, bias=False), nn.BatchNorm2d(cout),
-                                 nn.ReLU(), nn.Dropout(0.1))
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+                nn.Dropout(0.1),
+            )
 
         self.features = nn.Sequential(
-            block(1, 6), block(6, 16), block(16, 20), nn.MaxPool2d(2),
-            nn.Conv2d(20, 6, 1, bias=False), nn.ReLU(), block(6, 16), block(16, 20),
+            block(1, 6),
+            block(6, 16),
+            block(16, 20),
+            nn.MaxPool2d(2),
+            nn.Conv2d(20, 6, 1, bias=False),
+            nn.ReLU(),
+            block(6, 16),
+            block(16, 20),
             nn.Conv2d(20, 10, 1, bias=False),
         )
 
@@ -68,11 +78,23 @@ class MobileNetV1(nn.Module):
         super().__init__()
 
         def conv_bn(cin: int, cout: int, stride: int, groups: int = 1, k: int = 3) -> list:
-            return [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
-                    nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            return [
+                nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
 
-        widths = [(32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1),
-                  (256, 512, 2), *[(512, 512, 1)] * 5, (512, 1024, 2), (1024, 1024, 2)]
+        widths = [
+            (32, 64, 1),
+            (64, 128, 2),
+            (128, 128, 1),
+            (128, 256, 2),
+            (256, 256, 1),
+            (256, 512, 2),
+            *[(512, 512, 1)] * 5,
+            (512, 1024, 2),
+            (1024, 1024, 2),
+        ]
         layers = conv_bn(1, 32, 1)
         for cin, cout, stride in widths:
             layers += conv_bn(cin, cin, stride, groups=cin) + conv_bn(cin, cout, 1, k=1)
@@ -83,15 +105,19 @@ class MobileNetV1(nn.Module):
         return self.fc(self.features(x).mean(dim=(2, 3)))
 
 
-CASES = {"model5": (Model5, 28), "squeezenet_v11": (squeezenet_v11_by_hand, 96),
-         "mobilenet_v1": (MobileNetV1, 32)}
+CASES = {
+    "model5": (Model5, 28),
+    "squeezenet_v11": (squeezenet_v11_by_hand, 96),
+    "mobilenet_v1": (MobileNetV1, 32),
+}
 
 
 def seed_style_loader(size: int, batch_size: int, data_dir: Path) -> torch.utils.data.DataLoader:
     steps = [transforms.Resize(size)] if size != 28 else []
     steps += [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
-    dataset = torchvision.datasets.MNIST(str(data_dir), train=True, download=False,
-                                         transform=transforms.Compose(steps))
+    dataset = torchvision.datasets.MNIST(
+        str(data_dir), train=True, download=False, transform=transforms.Compose(steps)
+    )
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True)
 
 
@@ -115,8 +141,9 @@ def time_seed_style(model: nn.Module, loader, batches: int, warmup: int = 3) -> 
     return seen / (time.perf_counter() - start)
 
 
-def time_runner(name: str, batches: int, data_dir: Path, overrides: list[str]) -> tuple[float,
-                                                                                          float]:
+def time_runner(
+    name: str, batches: int, data_dir: Path, overrides: list[str]
+) -> tuple[float, float]:
     """Images/s of netbuilder's train_epoch over `batches` batches, and its warm-up seconds."""
     spec = netbuilder.read_spec(ROOT / "specs" / f"{name}.yaml", [*overrides, "train.device=cpu"])
     device = torch.device("cpu")
@@ -148,8 +175,9 @@ def forward_backward_ratio(name: str, repeats: int = 15) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batches", type=int, default=60, help="timed batches (model5)")
     parser.add_argument("--data-dir", default=None)
@@ -160,9 +188,11 @@ def main() -> int:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     fp32 = ["train.amp=none"]
-    variants = {"runner fp32": [*fp32, "train.channels_last=false"],
-                "runner fp32 channels_last": [*fp32, "train.channels_last=true"],
-                "runner bf16 channels_last": ["train.amp=bf16", "train.channels_last=true"]}
+    variants = {
+        "runner fp32": [*fp32, "train.channels_last=false"],
+        "runner fp32 channels_last": [*fp32, "train.channels_last=true"],
+        "runner bf16 channels_last": ["train.amp=bf16", "train.channels_last=true"],
+    }
     if args.compile:
         variants["runner compiled"] = [*fp32, "train.compile=true"]
     for name in args.cases:
@@ -183,11 +213,15 @@ def main() -> int:
             speed = statistics.median(speeds)
             extra = f", compile warm-up {warmups[variant]:.1f} s" if warmups.get(variant) else ""
             print(f"  {variant:<26} {speed:8.0f} img/s   x{speed / baseline:.2f}{extra}")
-        print(f"  forward+backward time, spec module / hand-written module: "
-              f"{forward_backward_ratio(name):.3f}")
+        print(
+            f"  forward+backward time, spec module / hand-written module: "
+            f"{forward_backward_ratio(name):.3f}"
+        )
     if not torch.cuda.is_available():
-        print("\nGPU speed (time to 99% on MNIST, squeezenet_v11 against the seed-style loop): "
-              "not measured, this machine has no CUDA device")
+        print(
+            "\nGPU speed (time to 99% on MNIST, squeezenet_v11 against the seed-style loop): "
+            "not measured, this machine has no CUDA device"
+        )
     return 0
 
 

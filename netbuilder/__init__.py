@@ -17,8 +17,17 @@ from .spec.registry import BLOCKS, Arg, Block, Window, register
 from .spec.schema import spec_schema
 
 __all__ = [
-    "BLOCKS", "Arg", "Block", "NetbuilderError", "Spec", "Window", "build_model", "compile_spec",
-    "read_spec", "register", "spec_schema",
+    "BLOCKS",
+    "Arg",
+    "Block",
+    "NetbuilderError",
+    "Spec",
+    "Window",
+    "build_model",
+    "compile_spec",
+    "read_spec",
+    "register",
+    "spec_schema",
 ]
 __version__ = "0.1.0"
 _COMPILER_NAMES = ("build_model", "compile_spec")

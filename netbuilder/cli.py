@@ -38,8 +38,9 @@ def load_plugins(modules: Sequence[str]) -> None:
             raise NetbuilderError(f"plugin '{name}': {error.message}") from None
         except Exception as exc:  # the plugin's own code failed while it was imported
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise NetbuilderError(f"plugin '{name}' failed to import: "
-                                  f"{type(exc).__name__}: {first}") from None
+            raise NetbuilderError(
+                f"plugin '{name}' failed to import: {type(exc).__name__}: {first}"
+            ) from None
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -61,12 +62,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 
         from .compiler.plain import plain_spec
 
-        print(yaml.safe_dump(plain_spec(spec, plan), sort_keys=False, default_flow_style=None),
-              end="")
+        print(
+            yaml.safe_dump(plain_spec(spec, plan), sort_keys=False, default_flow_style=None), end=""
+        )
         return 0
     params = sum(p.numel() for p in model.parameters())
-    print(f"{spec.source}: built {spec.name}: {len(plan)} layers, {params:,} parameters, "
-          f"output {format_shape(plan[-1].out_shape)}")
+    print(
+        f"{spec.source}: built {spec.name}: {len(plan)} layers, {params:,} parameters, "
+        f"output {format_shape(plan[-1].out_shape)}"
+    )
     return 0
 
 
@@ -149,30 +153,47 @@ def cmd_zoo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--plugin", action="append", default=[], metavar="MODULE",
-                        help="import MODULE first so its @register blocks are available")
+    common.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first so its @register blocks are available",
+    )
     common.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
     parser = argparse.ArgumentParser(prog="netbuilder", description=__doc__, parents=[common])
     parser.add_argument("--version", action="version", version=f"netbuilder {__version__}")
-    sub = _Subcommands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
-                       common)
+    sub = _Subcommands(
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common
+    )
 
     build = sub.add_parser("build", help="compile a spec; --summary prints the layer table")
     build.add_argument("spec")
     build.add_argument("--summary", action="store_true", help="print the layer/shape table")
     build.add_argument("--format", choices=["table", "json"], default="table")
-    build.add_argument("--depth", type=int, default=1,
-                       help="1: one row per block; 2: also the layers inside each block")
-    build.add_argument("--resolved", action="store_true",
-                       help="print the spec with everything resolved (extends, params, "
-                            "expressions, repeat, macros): a plain spec file")
-    build.add_argument("--input-size", action="append", type=_size, metavar="N or HxW",
-                       help="check the spec at this input size instead (repeatable)")
+    build.add_argument(
+        "--depth",
+        type=int,
+        default=1,
+        help="1: one row per block; 2: also the layers inside each block",
+    )
+    build.add_argument(
+        "--resolved",
+        action="store_true",
+        help="print the spec with everything resolved (extends, params, "
+        "expressions, repeat, macros): a plain spec file",
+    )
+    build.add_argument(
+        "--input-size",
+        action="append",
+        type=_size,
+        metavar="N or HxW",
+        help="check the spec at this input size instead (repeatable)",
+    )
     _add_set_option(build)
     build.set_defaults(handler=cmd_build)
 
-    diff = sub.add_parser("diff", help="compare two specs layer by layer, with totals and "
-                                       "ratios")
+    diff = sub.add_parser("diff", help="compare two specs layer by layer, with totals and ratios")
     diff.add_argument("first")
     diff.add_argument("second")
     _add_set_option(diff)
@@ -183,10 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set_option(validate)
     validate.set_defaults(handler=cmd_validate)
 
-    sub.add_parser("blocks", help="list the registered blocks and their parameters"
-                   ).set_defaults(handler=cmd_blocks)
-    sub.add_parser("schema", help="print the spec's JSON Schema (draft 2020-12)"
-                   ).set_defaults(handler=cmd_schema)
+    sub.add_parser("blocks", help="list the registered blocks and their parameters").set_defaults(
+        handler=cmd_blocks
+    )
+    sub.add_parser("schema", help="print the spec's JSON Schema (draft 2020-12)").set_defaults(
+        handler=cmd_schema
+    )
     specs = sub.add_parser("specs", help="table of the specs in a directory (markdown)")
     specs.add_argument("directory", nargs="?", default="specs")
     specs.add_argument("--update-readme", metavar="README", help="rewrite its generated section")
@@ -212,8 +235,11 @@ def _size(text: str) -> tuple[int, int]:
 class _Subcommands:
     """Adds every subcommand with the common options, so they work before or after it."""
 
-    def __init__(self, sub: argparse._SubParsersAction[argparse.ArgumentParser],
-                 common: argparse.ArgumentParser):
+    def __init__(
+        self,
+        sub: argparse._SubParsersAction[argparse.ArgumentParser],
+        common: argparse.ArgumentParser,
+    ):
         self._sub = sub
         self._common = common
 
@@ -222,8 +248,13 @@ class _Subcommands:
 
 
 def _add_set_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a spec value, e.g. --set input.size=224 (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec value, e.g. --set input.size=224 (repeatable)",
+    )
 
 
 def _add_training_commands(sub: _Subcommands) -> None:
@@ -258,8 +289,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line by default, the traceback with --debug
         if debug:
             raise
-        print(f"internal error: {type(exc).__name__}: {exc}; this is a bug in netbuilder, "
-              "rerun with --debug for the traceback and report it", file=sys.stderr)
+        print(
+            f"internal error: {type(exc).__name__}: {exc}; this is a bug in netbuilder, "
+            "rerun with --debug for the traceback and report it",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL_ERROR
 
 

@@ -18,8 +18,7 @@ from .spec.config import DEVICES, FLAG_FIELDS, field_declaration
 from .spec.registry import format_shape
 
 
-def register_commands(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]
-                      ) -> None:
+def register_commands(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add train/eval/predict/export to the CLI's subcommands."""
     _add_train(sub, add_set_option)
     _add_eval(sub)
@@ -28,11 +27,14 @@ def register_commands(sub: Any, add_set_option: Callable[[argparse.ArgumentParse
 
 
 def _add_export(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]) -> None:
-    export = sub.add_parser("export", help="write a checkpoint's (or a spec's) model as ONNX, "
-                                           "an exported program or TorchScript")
+    export = sub.add_parser(
+        "export",
+        help="write a checkpoint's (or a spec's) model as ONNX, an exported program or TorchScript",
+    )
     export.add_argument("source", metavar="CHECKPOINT_OR_SPEC")
-    export.add_argument("--format", choices=("onnx", "exported-program", "torchscript"),
-                        default="onnx")
+    export.add_argument(
+        "--format", choices=("onnx", "exported-program", "torchscript"), default="onnx"
+    )
     export.add_argument("--out", required=True, metavar="FILE")
     add_set_option(export)
     export.set_defaults(handler=cmd_export)
@@ -44,8 +46,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     item = load_exportable(args.source, args.set)
     path = export(item, args.format, args.out)
     state = "trained" if item.trained else "untrained (from the spec)"
-    print(f"{path}: {args.format}, {item.spec.name}, {state}, input "
-          f"{format_shape(item.spec.input_shape)}, {len(item.class_names)} classes")
+    print(
+        f"{path}: {args.format}, {item.spec.name}, {state}, input "
+        f"{format_shape(item.spec.input_shape)}, {len(item.class_names)} classes"
+    )
     return 0
 
 
@@ -54,20 +58,32 @@ def _add_train(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], Non
     train.add_argument("spec")
     for path in FLAG_FIELDS:
         _add_field_flag(train, path)
-    train.add_argument("--out", metavar="DIR",
-                       help="run folder (default: runs/<spec name>-<YYYYmmdd-HHMMSS>)")
-    train.add_argument("--resume", metavar="RUN_DIR",
-                       help="continue the run in RUN_DIR from its last.pt")
-    train.add_argument("--overwrite", action="store_true",
-                       help="replace the run files already in --out")
-    train.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2",
-                       help="train once per value (repeat for a grid); --out is the sweep's "
-                            "folder, with sweep.md, sweep.csv and sweep.png")
-    train.add_argument("--data-dir", metavar="DIR",
-                       help="dataset root (default: $NETBUILDER_DATA, ../shared/data or ./data)")
+    train.add_argument(
+        "--out", metavar="DIR", help="run folder (default: runs/<spec name>-<YYYYmmdd-HHMMSS>)"
+    )
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt"
+    )
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace the run files already in --out"
+    )
+    train.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="train once per value (repeat for a grid); --out is the sweep's "
+        "folder, with sweep.md, sweep.csv and sweep.png",
+    )
+    train.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="dataset root (default: $NETBUILDER_DATA, ../shared/data or ./data)",
+    )
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
-    train.add_argument("--no-progress", action="store_true",
-                       help="no progress bar; print one plain line per epoch")
+    train.add_argument(
+        "--no-progress", action="store_true", help="no progress bar; print one plain line per epoch"
+    )
     add_set_option(train)
     train.set_defaults(handler=cmd_train)
 
@@ -76,10 +92,17 @@ def _add_field_flag(parser: argparse.ArgumentParser, path: str) -> None:
     """`--batch-size` for train.batch_size: type, choices and help from the config field."""
     kind, arg = field_declaration(path)
     name = path.split(".")[-1]
-    options: dict[str, Any] = {"choices": list(get_args(kind))} if get_origin(kind) is Literal \
+    options: dict[str, Any] = (
+        {"choices": list(get_args(kind))}
+        if get_origin(kind) is Literal
         else {"type": kind, "metavar": name.upper()}
-    parser.add_argument(f"--{name.replace('_', '-')}", dest=_flag_dest(path),
-                        help=f"{arg.doc} (sets train.{path})", **options)
+    )
+    parser.add_argument(
+        f"--{name.replace('_', '-')}",
+        dest=_flag_dest(path),
+        help=f"{arg.doc} (sets train.{path})",
+        **options,
+    )
 
 
 def _flag_dest(path: str) -> str:
@@ -122,8 +145,10 @@ def train_overrides(args: argparse.Namespace) -> list[str]:
 
 def run_dir_argument(args: argparse.Namespace) -> str | None:
     if args.resume and args.out and args.out != args.resume:
-        raise NetbuilderError("--resume continues in its own folder; drop --out "
-                              f"(got --out {args.out} and --resume {args.resume})")
+        raise NetbuilderError(
+            "--resume continues in its own folder; drop --out "
+            f"(got --out {args.out} and --resume {args.resume})"
+        )
     chosen: str | None = args.resume or args.out
     return chosen
 
@@ -139,15 +164,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     def print_epoch(row: dict[str, Any]) -> None:
         print(format_epoch_line(row, spec.train.epochs), flush=True)
 
-    result = run_training(spec, run_dir_argument(args), resume=bool(args.resume),
-                          overwrite=args.overwrite, data_dir=args.data_dir,
-                          progress=not args.no_progress,
-                          on_epoch=print_epoch if args.no_progress else None)
+    result = run_training(
+        spec,
+        run_dir_argument(args),
+        resume=bool(args.resume),
+        overwrite=args.overwrite,
+        data_dir=args.data_dir,
+        progress=not args.no_progress,
+        on_epoch=print_epoch if args.no_progress else None,
+    )
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun, rank 0 reports
-    print(f"{result.run_dir}: {spec.name} trained {result.epochs} epochs on {result.device}; "
-          f"test accuracy {result.final_test_acc:.2%}, best {result.best_test_acc:.2%} "
-          f"(epoch {result.best_epoch})")
+    print(
+        f"{result.run_dir}: {spec.name} trained {result.epochs} epochs on {result.device}; "
+        f"test accuracy {result.final_test_acc:.2%}, best {result.best_test_acc:.2%} "
+        f"(epoch {result.best_epoch})"
+    )
     if result.compile_seconds is not None:
         print(f"compile warm-up: {result.compile_seconds:.1f} s")
     return 0
@@ -158,9 +190,15 @@ def _train_sweep(args: argparse.Namespace) -> int:
 
     if args.resume:
         raise NetbuilderError("--sweep starts new runs; resume one of its runs on its own")
-    folder = run_sweep(args.spec, train_overrides(args), args.sweep, args.out,
-                       overwrite=args.overwrite, data_dir=args.data_dir,
-                       progress=not args.no_progress)
+    folder = run_sweep(
+        args.spec,
+        train_overrides(args),
+        args.sweep,
+        args.out,
+        overwrite=args.overwrite,
+        data_dir=args.data_dir,
+        progress=not args.no_progress,
+    )
     print((folder / "sweep.md").read_text(encoding="utf-8"))
     print(f"{folder}: sweep.md, sweep.csv, sweep.png")
     return 0
@@ -180,21 +218,38 @@ def format_evaluation(result: Any) -> str:
 
     correct = int(result.confusion.diag().sum())
     per_class = tabulate(
-        [[name, f"{accuracy:.2%}", int(total)] for name, accuracy, total in
-         zip(result.class_names, result.per_class_accuracy, result.confusion.sum(dim=1),
-             strict=True)],
-        headers=["class", "accuracy", "samples"], colalign=("left", "right", "right"))
+        [
+            [name, f"{accuracy:.2%}", int(total)]
+            for name, accuracy, total in zip(
+                result.class_names,
+                result.per_class_accuracy,
+                result.confusion.sum(dim=1),
+                strict=True,
+            )
+        ],
+        headers=["class", "accuracy", "samples"],
+        colalign=("left", "right", "right"),
+    )
     confusion = tabulate(
-        [[name, *row] for name, row in zip(result.class_names, result.confusion.tolist(),
-                                           strict=True)],
-        headers=["true \\ predicted", *result.class_names])
-    return "\n".join([
-        f"{result.checkpoint}: spec {result.spec_name}, epoch {result.epoch}, "
-        f"dataset {result.dataset}",
-        f"test loss {result.loss:.4f}, accuracy {result.accuracy:.2%} "
-        f"({correct}/{result.num_samples})", "", per_class, "",
-        "confusion matrix (rows: true class, columns: predicted class)", confusion,
-    ])
+        [
+            [name, *row]
+            for name, row in zip(result.class_names, result.confusion.tolist(), strict=True)
+        ],
+        headers=["true \\ predicted", *result.class_names],
+    )
+    return "\n".join(
+        [
+            f"{result.checkpoint}: spec {result.spec_name}, epoch {result.epoch}, "
+            f"dataset {result.dataset}",
+            f"test loss {result.loss:.4f}, accuracy {result.accuracy:.2%} "
+            f"({correct}/{result.num_samples})",
+            "",
+            per_class,
+            "",
+            "confusion matrix (rows: true class, columns: predicted class)",
+            confusion,
+        ]
+    )
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -57,16 +57,20 @@ def load_exportable(path: str | Path, overrides: list[str] | None = None) -> Exp
 
         trained = load_trained(path, torch.device("cpu"))
         normalize = trained.config.transforms.normalize
-        return Exportable(trained.model, trained.spec, normalize.mean, normalize.std,
-                          trained.class_names, True)
+        return Exportable(
+            trained.model, trained.spec, normalize.mean, normalize.std, trained.class_names, True
+        )
     spec = read_spec(path, overrides)
     torch.manual_seed(spec.train.seed)
     info = dataset_info(spec.train.dataset)
     normalize = spec.train.transforms.normalize
     known_mean, known_std = info.known_statistics() or (None, None)
     mean, std = normalize.mean or known_mean, normalize.std or known_std
-    names = info.class_names() if info.num_classes == spec.num_classes else [
-        str(index) for index in range(spec.num_classes)]
+    names = (
+        info.class_names()
+        if info.num_classes == spec.num_classes
+        else [str(index) for index in range(spec.num_classes)]
+    )
     return Exportable(build_model(spec).eval(), spec, mean, std, names, False)
 
 
@@ -76,8 +80,9 @@ def metadata(item: Exportable) -> dict[str, str]:
         "netbuilder.version": __version__,
         "netbuilder.spec": yaml.safe_dump(plain_spec(item.spec, plan), sort_keys=False),
         "netbuilder.input_shape": json.dumps(list(item.spec.input_shape)),
-        "netbuilder.normalize": json.dumps({"mean": item.mean, "std": item.std,
-                                            "scale": "pixels / 255 first"}),
+        "netbuilder.normalize": json.dumps(
+            {"mean": item.mean, "std": item.std, "scale": "pixels / 255 first"}
+        ),
         "netbuilder.class_names": json.dumps(item.class_names),
         "netbuilder.output": output_kind(plan),
         "netbuilder.trained": json.dumps(item.trained),
@@ -97,8 +102,9 @@ def export(item: Exportable, form: str, out: str | Path) -> Path:
     example = torch.zeros(2, *item.spec.input_shape)  # 2: a batch size free to vary
     batch = torch.export.Dim("batch", min=1, max=65536)
     try:
-        {"onnx": _onnx, "exported-program": _exported_program, "torchscript": _torchscript}[
-            form](item, example, batch, temp)
+        {"onnx": _onnx, "exported-program": _exported_program, "torchscript": _torchscript}[form](
+            item, example, batch, temp
+        )
         os.replace(temp, out)
     except OSError as exc:
         raise NetbuilderError(f"cannot write {out}: {exc.strerror or exc}") from None
@@ -110,13 +116,23 @@ def export(item: Exportable, form: str, out: str | Path) -> Path:
 def _onnx(item: Exportable, example: torch.Tensor, batch: Any, path: Path) -> None:
     missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
     if missing:
-        raise NetbuilderError(f"--format onnx needs {' and '.join(missing)}: install the "
-                              "optional extra, pip install -e '.[export]'")
+        raise NetbuilderError(
+            f"--format onnx needs {' and '.join(missing)}: install the "
+            "optional extra, pip install -e '.[export]'"
+        )
     import onnx
 
-    torch.onnx.export(item.model, (example,), str(path), dynamo=True, input_names=["image"],
-                      output_names=["scores"], dynamic_shapes=({0: batch},),
-                      external_data=False, verbose=False)
+    torch.onnx.export(
+        item.model,
+        (example,),
+        str(path),
+        dynamo=True,
+        input_names=["image"],
+        output_names=["scores"],
+        dynamic_shapes=({0: batch},),
+        external_data=False,
+        verbose=False,
+    )
     model = onnx.load(str(path))
     onnx.helper.set_model_props(model, metadata(item))
     model.doc_string = f"netbuilder spec '{item.spec.name}'"
@@ -125,8 +141,7 @@ def _onnx(item: Exportable, example: torch.Tensor, batch: Any, path: Path) -> No
 
 def _exported_program(item: Exportable, example: torch.Tensor, batch: Any, path: Path) -> None:
     program = torch.export.export(item.model, (example,), dynamic_shapes=({0: batch},))
-    torch.export.save(program, str(path),
-                      extra_files={METADATA_FILE: json.dumps(metadata(item))})
+    torch.export.save(program, str(path), extra_files={METADATA_FILE: json.dumps(metadata(item))})
 
 
 def _torchscript(item: Exportable, example: torch.Tensor, _batch: Any, path: Path) -> None:

@@ -82,8 +82,10 @@ def spec_from_checkpoint(checkpoint: dict[str, Any], path: Path) -> Spec:
         unknown = [e for e in errors if e.message.startswith("unknown block")]
         if unknown:
             name = unknown[0].message.split("'")[1]
-            raise NetbuilderError(f"{path} uses block '{name}', which is not registered; load "
-                                  "the module that defines it with --plugin MODULE") from None
+            raise NetbuilderError(
+                f"{path} uses block '{name}', which is not registered; load "
+                "the module that defines it with --plugin MODULE"
+            ) from None
         raise
 
 
@@ -96,38 +98,56 @@ def load_trained(path: str | Path, device: torch.device) -> TrainedModel:
         model.load_state_dict(checkpoint["model"])
     except (RuntimeError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise NetbuilderError(f"{path}: the weights do not fit spec '{spec.name}': {first}"
-                              ) from None
+        raise NetbuilderError(
+            f"{path}: the weights do not fit spec '{spec.name}': {first}"
+        ) from None
     model.to(device).eval()
     try:
         config = TrainConfig.from_data(checkpoint["train_config"])
     except TypeError as exc:
-        raise NetbuilderError(f"{path}: its train config is not one netbuilder wrote ({exc})"
-                              ) from None
+        raise NetbuilderError(
+            f"{path}: its train config is not one netbuilder wrote ({exc})"
+        ) from None
     names = [str(name) for name in checkpoint["class_names"]]
     if len(names) != spec.num_classes:
-        raise NetbuilderError(f"{path} names {len(names)} classes but its spec has "
-                              f"{spec.num_classes}")
+        raise NetbuilderError(
+            f"{path} names {len(names)} classes but its spec has {spec.num_classes}"
+        )
     return TrainedModel(model, spec, config, names, checkpoint, path, output_kind(plan))
 
 
-def evaluate_checkpoint(path: str | Path, data_dir: str | Path | None = None,
-                        device: str = "auto") -> EvalResult:
+def evaluate_checkpoint(
+    path: str | Path, data_dir: str | Path | None = None, device: str = "auto"
+) -> EvalResult:
     """Test loss, accuracy, per-class accuracy and confusion matrix of a checkpoint."""
     torch_device = resolve_device(device)
     trained = load_trained(path, torch_device)
     config, spec = trained.config, trained.spec
     test_set = load_split(spec, config, False, data_dir)
     loader = make_loader(spec, config, test_set, False, torch_device)
-    stats = evaluate_model(trained.model, loader, spec.num_classes,
-                           autocast_dtype(config.amp, torch_device), config.channels_last)
-    return EvalResult(trained.path, spec.name, config.dataset, int(trained.checkpoint["epoch"]),
-                      stats.loss, stats.accuracy, stats.per_class_accuracy, stats.confusion,
-                      trained.class_names)
+    stats = evaluate_model(
+        trained.model,
+        loader,
+        spec.num_classes,
+        autocast_dtype(config.amp, torch_device),
+        config.channels_last,
+    )
+    return EvalResult(
+        trained.path,
+        spec.name,
+        config.dataset,
+        int(trained.checkpoint["epoch"]),
+        stats.loss,
+        stats.accuracy,
+        stats.per_class_accuracy,
+        stats.confusion,
+        trained.class_names,
+    )
 
 
-def predict(path: str | Path, image_paths: list[str | Path], top_k: int = 3,
-            device: str = "cpu") -> list[Prediction]:
+def predict(
+    path: str | Path, image_paths: list[str | Path], top_k: int = 3, device: str = "cpu"
+) -> list[Prediction]:
     """The top-k classes and probabilities of each image, preprocessed as in training."""
     if top_k < 1:
         raise NetbuilderError(f"top_k must be at least 1, got {top_k}")
@@ -143,8 +163,12 @@ def predict(path: str | Path, image_paths: list[str | Path], top_k: int = 3,
         probabilities = to_probabilities(trained.head, trained.model(batch)).cpu()
     values, indices = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)
     return [
-        Prediction(Path(image), [ClassScore(int(i), trained.class_names[int(i)], float(p))
-                                 for p, i in zip(row_values, row_indices, strict=True)])
+        Prediction(
+            Path(image),
+            [
+                ClassScore(int(i), trained.class_names[int(i)], float(p))
+                for p, i in zip(row_values, row_indices, strict=True)
+            ],
+        )
         for image, row_values, row_indices in zip(image_paths, values, indices, strict=True)
     ]
-

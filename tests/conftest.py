@@ -45,9 +45,14 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
     return run
 
 
-def tiny_spec(name: str = "tiny", head: str | None = "log_softmax", channels: int = 1,
-              size: int | list[int] = 16, dropout: float = 0.0,
-              train: dict[str, Any] | None = None) -> dict[str, Any]:
+def tiny_spec(
+    name: str = "tiny",
+    head: str | None = "log_softmax",
+    channels: int = 1,
+    size: int | list[int] = 16,
+    dropout: float = 0.0,
+    train: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """conv_bn(4) -> maxpool -> conv(num_classes) -> gap -> head: trains in a split second."""
     layers: list[dict[str, Any]] = [
         {"conv_bn": {"out_channels": 4, "padding": 1, "dropout": dropout}},
@@ -57,11 +62,21 @@ def tiny_spec(name: str = "tiny", head: str | None = "log_softmax", channels: in
     ]
     if head:
         layers.append({head: {}})
-    defaults = {"dataset": "synthetic", "epochs": 2, "batch_size": 32, "device": "cpu",
-                "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
-                "transforms": {"normalize": {"mean": [0.114], "std": [0.155]}}}
-    return {"name": name, "input": {"channels": channels, "size": size}, "num_classes": 10,
-            "layers": layers, "train": merged(defaults, train or {})}
+    defaults = {
+        "dataset": "synthetic",
+        "epochs": 2,
+        "batch_size": 32,
+        "device": "cpu",
+        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+        "transforms": {"normalize": {"mean": [0.114], "std": [0.155]}},
+    }
+    return {
+        "name": name,
+        "input": {"channels": channels, "size": size},
+        "num_classes": 10,
+        "layers": layers,
+        "train": merged(defaults, train or {}),
+    }
 
 
 def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -103,12 +118,15 @@ def make_fake_split(raw: Path, prefix: str, count: int, seed: int) -> ImageDatas
     return ImageDataset(images.unsqueeze(1), labels.long(), [str(i) for i in range(10)])
 
 
-def write_fake_dataset(root: Path, folder: str, train: int = 5,
-                       test: int = 3) -> dict[bool, ImageDataset]:
+def write_fake_dataset(
+    root: Path, folder: str, train: int = 5, test: int = 3
+) -> dict[bool, ImageDataset]:
     """Both splits of a fake dataset (random images) under root/folder/raw."""
     raw = root / folder / "raw"
-    return {True: make_fake_split(raw, "train", train, 0),
-            False: make_fake_split(raw, "t10k", test, 1)}
+    return {
+        True: make_fake_split(raw, "train", train, 0),
+        False: make_fake_split(raw, "t10k", test, 1),
+    }
 
 
 def write_png(image: torch.Tensor, path: Path) -> None:
@@ -140,11 +158,13 @@ def image_folder(tmp_path: Path) -> Path:
             folder.mkdir(parents=True)
             for index in range(count):
                 Image.fromarray(draw(kind, index + (100 if split == "val" else 0))).save(
-                    folder / f"{index}.png")
+                    folder / f"{index}.png"
+                )
     wide = draw("circle", 7).astype(np.uint16) * 257
     Image.fromarray(wide).save(tmp_path / "shapes" / "train" / "circle" / "wide.png")
     Image.fromarray(np.stack([draw("cross", 8)] * 3, axis=2)).save(
-        tmp_path / "shapes" / "train" / "cross" / "rgb.png")
+        tmp_path / "shapes" / "train" / "cross" / "rgb.png"
+    )
     return tmp_path / "shapes"
 
 

@@ -17,8 +17,9 @@ from netbuilder.errors import NetbuilderError
 
 
 def plan_of(input_line: str, layers: str):
-    spec = spec_from_text(f"name: b\ninput: {input_line}\nnum_classes: 10\nlayers:\n{layers}",
-                          "blocks.yaml")
+    spec = spec_from_text(
+        f"name: b\ninput: {input_line}\nnum_classes: 10\nlayers:\n{layers}", "blocks.yaml"
+    )
     model, plan = compile_layers(spec)
     x = torch.randn(2, *spec.input_shape)
     with torch.no_grad():
@@ -26,66 +27,83 @@ def plan_of(input_line: str, layers: str):
     return model, plan
 
 
-EXPECTED = {"relu": torch.relu, "relu6": lambda x: x.clamp(0, 6), "gelu": nn.functional.gelu,
-            "leaky_relu": lambda x: nn.functional.leaky_relu(x, 0.2), "elu": nn.functional.elu,
-            "silu": nn.functional.silu, "hardswish": nn.functional.hardswish,
-            "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+EXPECTED = {
+    "relu": torch.relu,
+    "relu6": lambda x: x.clamp(0, 6),
+    "gelu": nn.functional.gelu,
+    "leaky_relu": lambda x: nn.functional.leaky_relu(x, 0.2),
+    "elu": nn.functional.elu,
+    "silu": nn.functional.silu,
+    "hardswish": nn.functional.hardswish,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+}
 
 
 @pytest.mark.parametrize("name", [n for n in get_args(ActivationName) if n != "none"])
 def test_every_activation_by_name(name: str) -> None:
-    model, _ = plan_of("{channels: 2, size: 4}",
-                       f"  - activation: {{function: {name}, negative_slope: 0.2}}\n")
+    model, _ = plan_of(
+        "{channels: 2, size: 4}", f"  - activation: {{function: {name}, negative_slope: 0.2}}\n"
+    )
     x = torch.randn(3, 2, 4, 4) * 4
     torch.testing.assert_close(model(x.clone()), EXPECTED[name](x))
 
 
 def test_activation_parameter_of_conv_blocks_and_linear() -> None:
-    model, _ = plan_of("{channels: 2, size: 6}",
-                       "  - conv: {out_channels: 3, activation: tanh}\n"
-                       "  - conv_bn: {out_channels: 3, activation: silu}\n"
-                       "  - dw_sep: {out_channels: 4, activation: hardswish}\n"
-                       "  - gap: {}\n  - linear: {out_features: 5, activation: sigmoid}\n")
+    model, _ = plan_of(
+        "{channels: 2, size: 6}",
+        "  - conv: {out_channels: 3, activation: tanh}\n"
+        "  - conv_bn: {out_channels: 3, activation: silu}\n"
+        "  - dw_sep: {out_channels: 4, activation: hardswish}\n"
+        "  - gap: {}\n  - linear: {out_features: 5, activation: sigmoid}\n",
+    )
     assert isinstance(model.conv1.act, nn.Tanh) and isinstance(model.conv_bn1.act, nn.SiLU)
     assert isinstance(model.dw_sep1.act2, nn.Hardswish)
     assert isinstance(model.linear1.act, nn.Sigmoid)
     assert activation_layer("none") is None
 
 
-@pytest.mark.parametrize(("layer", "shape"), [
-    ("conv: {out_channels: 4, kernel_size: 5, padding: same}", (4, 9, 9)),
-    ("conv: {out_channels: 4, kernel_size: 3, stride: 2, padding: same}", (4, 5, 5)),
-    ("conv: {out_channels: 4, kernel_size: 3, padding: valid}", (4, 7, 7)),
-    ("conv: {out_channels: 4, kernel_size: [1, 7], padding: [0, 3]}", (4, 9, 9)),
-    ("conv: {out_channels: 4, kernel_size: [3, 1], stride: [2, 1]}", (4, 4, 9)),
-    ("conv: {out_channels: 4, kernel_size: 3, dilation: 2, padding: same}", (4, 9, 9)),
-    ("conv: {out_channels: 4, kernel_size: 3, dilation: [2, 1]}", (4, 5, 7)),
-    ("maxpool: {kernel_size: [3, 1], stride: [2, 1], padding: [1, 0]}", (2, 5, 9)),
-    ("avgpool: {kernel_size: 3, stride: 2, ceil_mode: true}", (2, 4, 4)),
-])
+@pytest.mark.parametrize(
+    ("layer", "shape"),
+    [
+        ("conv: {out_channels: 4, kernel_size: 5, padding: same}", (4, 9, 9)),
+        ("conv: {out_channels: 4, kernel_size: 3, stride: 2, padding: same}", (4, 5, 5)),
+        ("conv: {out_channels: 4, kernel_size: 3, padding: valid}", (4, 7, 7)),
+        ("conv: {out_channels: 4, kernel_size: [1, 7], padding: [0, 3]}", (4, 9, 9)),
+        ("conv: {out_channels: 4, kernel_size: [3, 1], stride: [2, 1]}", (4, 4, 9)),
+        ("conv: {out_channels: 4, kernel_size: 3, dilation: 2, padding: same}", (4, 9, 9)),
+        ("conv: {out_channels: 4, kernel_size: 3, dilation: [2, 1]}", (4, 5, 7)),
+        ("maxpool: {kernel_size: [3, 1], stride: [2, 1], padding: [1, 0]}", (2, 5, 9)),
+        ("avgpool: {kernel_size: 3, stride: 2, ceil_mode: true}", (2, 4, 4)),
+    ],
+)
 def test_geometry_as_numbers_pairs_same_and_valid(layer: str, shape: tuple) -> None:
     _, plan = plan_of("{channels: 2, size: 9}", f"  - {layer}\n")
     assert plan[0].out_shape == shape
 
 
 def test_receptive_field_window_uses_the_dilated_kernel() -> None:
-    _, plan = plan_of("{channels: 1, size: 9}",
-                      "  - conv: {out_channels: 1, kernel_size: 3, dilation: 3}\n")
+    _, plan = plan_of(
+        "{channels: 1, size: 9}", "  - conv: {out_channels: 1, kernel_size: 3, dilation: 3}\n"
+    )
     assert plan[0].block.window.kernel == 7
 
 
 def test_conv_bn_groups_and_batchnorm_settings() -> None:
-    model, _ = plan_of("{channels: 4, size: 6}",
-                       "  - conv_bn: {out_channels: 8, groups: 4, padding: 1, bn_eps: 0.001, "
-                       "bn_momentum: 0.01}\n")
+    model, _ = plan_of(
+        "{channels: 4, size: 6}",
+        "  - conv_bn: {out_channels: 8, groups: 4, padding: 1, bn_eps: 0.001, bn_momentum: 0.01}\n",
+    )
     block = model.conv_bn1
     assert block.conv.groups == 4 and block.conv.weight.shape == (8, 1, 3, 3)
     assert (block.bn.eps, block.bn.momentum) == (0.001, 0.01)
 
 
 def test_dw_sep_padding_and_depth_multiplier() -> None:
-    model, plan = plan_of("{channels: 3, size: 8}",
-                          "  - dw_sep: {out_channels: 5, depth_multiplier: 2, padding: valid}\n")
+    model, plan = plan_of(
+        "{channels: 3, size: 8}",
+        "  - dw_sep: {out_channels: 5, depth_multiplier: 2, padding: valid}\n",
+    )
     assert model.dw_sep1.depthwise.weight.shape == (6, 1, 3, 3)
     assert model.dw_sep1.pointwise.weight.shape == (5, 6, 1, 1)
     assert plan[0].out_shape == (5, 6, 6)
@@ -115,8 +133,9 @@ def test_dropout2d_zeroes_whole_channels_in_training_only() -> None:
 @pytest.mark.parametrize("init", ["xavier_uniform", "xavier_normal"])
 def test_xavier_initialisation(init: str) -> None:
     torch.manual_seed(0)
-    model, _ = plan_of("{channels: 64, size: 4}",
-                       f"  - conv: {{out_channels: 64, kernel_size: 1, init: {init}}}\n")
+    model, _ = plan_of(
+        "{channels: 64, size: 4}", f"  - conv: {{out_channels: 64, kernel_size: 1, init: {init}}}\n"
+    )
     weight = model.conv1.weight
     assert abs(weight.std().item() - (2 / (64 + 64)) ** 0.5) < 0.02  # Glorot's variance
     assert torch.equal(model.conv1.bias, torch.zeros(64))

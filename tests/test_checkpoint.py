@@ -33,10 +33,18 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def minimal_payload(**extra: Any) -> dict[str, Any]:
-    return {"format_version": FORMAT_VERSION, "model": {"w": torch.ones(2)}, "epoch": 1,
-            "spec": SPEC, "spec_name": "tiny", "fingerprint": spec_fingerprint(SPEC),
-            "train_config": {}, "class_names": [str(i) for i in range(10)], "history": [],
-            **extra}
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": {"w": torch.ones(2)},
+        "epoch": 1,
+        "spec": SPEC,
+        "spec_name": "tiny",
+        "fingerprint": spec_fingerprint(SPEC),
+        "train_config": {},
+        "class_names": [str(i) for i in range(10)],
+        "history": [],
+        **extra,
+    }
 
 
 def test_checkpoint_round_trips_with_weights_only(tmp_path: Path) -> None:
@@ -58,11 +66,15 @@ def test_run_checkpoint_holds_what_resume_needs(trained_run: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
-def test_damaged_checkpoint_is_a_user_error_naming_the_file(trained_run: Path, tmp_path: Path,
-                                                            damage: str) -> None:
+def test_damaged_checkpoint_is_a_user_error_naming_the_file(
+    trained_run: Path, tmp_path: Path, damage: str
+) -> None:
     good = (trained_run / "last.pt").read_bytes()
-    content = {"garbage": b"not a checkpoint at all", "truncated": good[: len(good) // 2],
-               "empty": b""}[damage]
+    content = {
+        "garbage": b"not a checkpoint at all",
+        "truncated": good[: len(good) // 2],
+        "empty": b"",
+    }[damage]
     path = tmp_path / "last.pt"
     path.write_bytes(content)
     with pytest.raises(NetbuilderError, match="cannot read checkpoint") as error:

@@ -20,8 +20,14 @@ def test_build_json_total_params(run_cli, name):
     document = json.loads(result.out)
     assert result.code == 0
     assert document["total_params"] == JSON_FIGURES[name]
-    for key in ("name", "input_shape", "output_shape", "trainable_params", "layers",
-                "receptive_field"):
+    for key in (
+        "name",
+        "input_shape",
+        "output_shape",
+        "trainable_params",
+        "layers",
+        "receptive_field",
+    ):
         assert key in document
     assert {"name", "type", "output_shape", "params", "macs"} <= set(document["layers"][0])
 
@@ -30,7 +36,8 @@ def test_build_json_squeezenet_v11_spatial_sizes(run_cli):
     result = run_cli("build", str(ROOT / "specs" / "squeezenet_v11.yaml"), "--format", "json")
     layers = json.loads(result.out)["layers"]
     sizes = [layers[0]["output_shape"][1]] + [
-        layer["output_shape"][1] for layer in layers if layer["type"] == "maxpool"]
+        layer["output_shape"][1] for layer in layers if layer["type"] == "maxpool"
+    ]
     assert sizes == [47, 23, 11, 5]
 
 
@@ -42,15 +49,25 @@ def test_build_summary_table(run_cli):
 
 
 def test_depth_two_expands_blocks(run_cli):
-    result = run_cli("build", str(ROOT / "specs" / "squeezenet_v11.yaml"), "--summary",
-                     "--depth", "2")
+    result = run_cli(
+        "build", str(ROOT / "specs" / "squeezenet_v11.yaml"), "--summary", "--depth", "2"
+    )
     assert "fire2.expand3x3" in result.out
 
 
 def test_build_with_overrides(run_cli):
-    result = run_cli("build", str(ROOT / "specs" / "squeezenet_v11.yaml"), "--format", "json",
-                     "--set", "input.channels=3", "--set", "input.size=224",
-                     "--set", "num_classes=1000")
+    result = run_cli(
+        "build",
+        str(ROOT / "specs" / "squeezenet_v11.yaml"),
+        "--format",
+        "json",
+        "--set",
+        "input.channels=3",
+        "--set",
+        "input.size=224",
+        "--set",
+        "num_classes=1000",
+    )
     assert json.loads(result.out)["total_params"] == 1_235_496
 
 
@@ -92,9 +109,11 @@ def test_readme_plugin_example_works(run_cli, tmp_path, monkeypatch):
     readme = (ROOT / "README.md").read_text()
     code = re.search(r"```python\n# myblocks.py\n(.*?)```", readme, re.DOTALL).group(1)
     (tmp_path / "readme_blocks.py").write_text(code)
-    (tmp_path / "my.yaml").write_text("name: m\ninput: {channels: 1, size: 8}\nnum_classes: 3\n"
-                                      "layers:\n  - conv_gelu: {out_channels: num_classes}\n"
-                                      "  - gap: {}\n")
+    (tmp_path / "my.yaml").write_text(
+        "name: m\ninput: {channels: 1, size: 8}\nnum_classes: 3\n"
+        "layers:\n  - conv_gelu: {out_channels: num_classes}\n"
+        "  - gap: {}\n"
+    )
     monkeypatch.chdir(tmp_path)
     try:
         result = run_cli("--plugin", "readme_blocks", "build", "my.yaml", "--summary")
@@ -110,7 +129,12 @@ def test_summary_command_runs_in_a_fresh_process():
     """The README's main command, as a user runs it (its speed: bench/latency.py)."""
     completed = subprocess.run(
         [sys.executable, "cli.py", "build", "specs/squeezenet_v11.yaml", "--summary"],
-        cwd=ROOT, capture_output=True, text=True, check=True, timeout=120)
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     assert "Total params: 726,474" in completed.stdout
 
 
@@ -126,8 +150,14 @@ def test_readme_states_every_limit():
     from netbuilder import limits
 
     section = (ROOT / "README.md").read_text().split("## Limits")[1].split("\n## ")[0]
-    for value in (limits.MAX_SPEC_BYTES, limits.MAX_YAML_DEPTH, limits.MAX_YAML_NODES,
-                  limits.MAX_LAYERS, limits.MAX_INTEGER, limits.MAX_IMAGE_PIXELS):
+    for value in (
+        limits.MAX_SPEC_BYTES,
+        limits.MAX_YAML_DEPTH,
+        limits.MAX_YAML_NODES,
+        limits.MAX_LAYERS,
+        limits.MAX_INTEGER,
+        limits.MAX_IMAGE_PIXELS,
+    ):
         assert f"{value:,}" in section or str(value) in section, value
     for size in (limits.MAX_WEIGHT_BYTES, limits.MAX_ACTIVATION_BYTES):
         assert f"{size / 2**20:,.0f} MB" in section

@@ -52,17 +52,21 @@ def test_squeezenet_v11_mnist_spatial_sizes():
 
 
 def test_default_layer_names_count_per_block():
-    spec = spec_from_text("name: n\ninput: {channels: 1, size: 8}\nnum_classes: 2\nlayers:\n"
-                     "  - conv: {out_channels: 4}\n  - relu: {}\n  - conv: {out_channels: 2}\n"
-                     "    name: head\n  - conv: {out_channels: 2, kernel_size: 1}\n  - gap: {}\n")
+    spec = spec_from_text(
+        "name: n\ninput: {channels: 1, size: 8}\nnum_classes: 2\nlayers:\n"
+        "  - conv: {out_channels: 4}\n  - relu: {}\n  - conv: {out_channels: 2}\n"
+        "    name: head\n  - conv: {out_channels: 2, kernel_size: 1}\n  - gap: {}\n"
+    )
     names = [name for name, _ in netbuilder.build_model(spec).named_children()]
     assert names == ["conv1", "relu1", "head", "conv2", "gap1"]
 
 
 def test_num_classes_reference():
-    text = ("name: n\ninput: {channels: 3, size: 16}\nnum_classes: 7\n"
-            "layers:\n  - conv_bn: {out_channels: 32}\n  - dw_sep: {out_channels: 64}\n"
-            "  - gap: {}\n  - linear: {out_features: num_classes}\n")
+    text = (
+        "name: n\ninput: {channels: 3, size: 16}\nnum_classes: 7\n"
+        "layers:\n  - conv_bn: {out_channels: 32}\n  - dw_sep: {out_channels: 64}\n"
+        "  - gap: {}\n  - linear: {out_features: num_classes}\n"
+    )
     model, plan = compile_spec(spec_from_text(text))
     assert [p.out_shape[0] for p in plan] == [32, 64, 64, 7]
     assert model.linear1.in_features == 64
@@ -75,16 +79,21 @@ def test_resolve_args_fills_num_classes_in_channel_params_only():
 
 def test_a_retired_width_multiplier_says_what_replaces_it(run_cli, tmp_path):
     path = tmp_path / "old.yaml"
-    path.write_text("name: n\ninput: {channels: 1, size: 8}\nnum_classes: 10\n"
-                    "width_multiplier: 0.5\nlayers:\n  - conv: {out_channels: 10}\n  - gap: {}\n")
+    path.write_text(
+        "name: n\ninput: {channels: 1, size: 8}\nnum_classes: 10\n"
+        "width_multiplier: 0.5\nlayers:\n  - conv: {out_channels: 10}\n  - gap: {}\n"
+    )
     result = run_cli("validate", str(path))
-    assert "'width_multiplier' is no longer a spec key; declare `params: {width: 1.0}`" in \
-        result.err
+    assert (
+        "'width_multiplier' is no longer a spec key; declare `params: {width: 1.0}`" in result.err
+    )
 
 
 def test_shape_collapse_names_layer_and_shapes():
-    text = ("name: n\ninput: {channels: 1, size: 4}\nnum_classes: 2\nlayers:\n"
-            "  - conv: {out_channels: 4}\n  - conv: {out_channels: 4}\n    name: second\n")
+    text = (
+        "name: n\ninput: {channels: 1, size: 4}\nnum_classes: 2\nlayers:\n"
+        "  - conv: {out_channels: 4}\n  - conv: {out_channels: 4}\n    name: second\n"
+    )
     with pytest.raises(NetbuilderError) as info:
         netbuilder.build_model(spec_from_text(text))
     assert info.value.where == "layers[1] (second)"
@@ -94,8 +103,10 @@ def test_shape_collapse_names_layer_and_shapes():
 
 @pytest.mark.parametrize("ceil_mode, expected", [(False, 10), (True, 11)])
 def test_ceil_mode_pooling_matches_pytorch(ceil_mode: bool, expected: int):
-    text = ("name: n\ninput: {channels: 1, size: 22}\nnum_classes: 2\nlayers:\n"
-            f"  - maxpool: {{kernel_size: 3, stride: 2, ceil_mode: {str(ceil_mode).lower()}}}\n")
+    text = (
+        "name: n\ninput: {channels: 1, size: 22}\nnum_classes: 2\nlayers:\n"
+        f"  - maxpool: {{kernel_size: 3, stride: 2, ceil_mode: {str(ceil_mode).lower()}}}\n"
+    )
     model, plan = compile_layers(spec_from_text(text))
     assert plan[0].out_shape == (1, expected, expected)
     assert model(torch.zeros(1, 1, 22, 22)).shape[-1] == expected
@@ -110,20 +121,31 @@ def test_conv_bn_order_option():
 
 
 def test_rectangular_input():
-    text = ("name: n\ninput: {channels: 1, size: [20, 12]}\nnum_classes: 2\nlayers:\n"
-            "  - conv: {out_channels: 4}\n  - maxpool: {}\n")
+    text = (
+        "name: n\ninput: {channels: 1, size: [20, 12]}\nnum_classes: 2\nlayers:\n"
+        "  - conv: {out_channels: 4}\n  - maxpool: {}\n"
+    )
     _, plan = compile_layers(spec_from_text(text))
     assert plan[-1].out_shape == (4, 9, 5)
 
 
 def test_flatten_linear_head_with_avgpool_bn_and_softmax():
-    text = ("name: n\ninput: {channels: 2, size: 8}\nnum_classes: 3\nlayers:\n"
-            "  - conv: {out_channels: 4, padding: 1}\n  - bn: {}\n  - avgpool: {kernel_size: 2}\n"
-            "  - flatten: {}\n  - bn: {}\n  - linear: {out_features: num_classes}\n"
-            "  - softmax: {}\n")
+    text = (
+        "name: n\ninput: {channels: 2, size: 8}\nnum_classes: 3\nlayers:\n"
+        "  - conv: {out_channels: 4, padding: 1}\n  - bn: {}\n  - avgpool: {kernel_size: 2}\n"
+        "  - flatten: {}\n  - bn: {}\n  - linear: {out_features: num_classes}\n"
+        "  - softmax: {}\n"
+    )
     model, plan = compile_spec(spec_from_text(text))
-    assert [p.out_shape for p in plan] == [(4, 8, 8), (4, 8, 8), (4, 4, 4), (64,), (64,), (3,),
-                                           (3,)]
+    assert [p.out_shape for p in plan] == [
+        (4, 8, 8),
+        (4, 8, 8),
+        (4, 4, 4),
+        (64,),
+        (64,),
+        (3,),
+        (3,),
+    ]
     assert isinstance(model.bn1, torch.nn.BatchNorm2d)
     assert isinstance(model.bn2, torch.nn.BatchNorm1d)
     probabilities = model.eval()(torch.randn(5, 2, 8, 8))

@@ -9,8 +9,7 @@ import pytest
 from conftest import ROOT
 from netbuilder.spec.registry import BLOCKS
 
-USED_TEXT = "\n".join(p.read_text() for p in [*ROOT.glob("specs/*.yaml"),
-                                             *ROOT.glob("tests/*.py")])
+USED_TEXT = "\n".join(p.read_text() for p in [*ROOT.glob("specs/*.yaml"), *ROOT.glob("tests/*.py")])
 
 
 @pytest.mark.parametrize("name", BLOCKS.names())

@@ -53,15 +53,20 @@ def test_load_dataset_reads_idx_files(tmp_path: Path, name: str, train: bool) ->
     assert dataset.classes == dataset_info(name).class_names()
 
 
-@pytest.mark.parametrize(("damage", "message"), [
-    ("magic", r"not an IDX file of uint8 with 3 dimensions \(magic number 00000903\)"),
-    ("truncated", r"holds 3,900 data bytes but its header declares 5x28x28 = 3,920"),
-    ("count", r"holds 5 images but .*labels-idx1-ubyte holds 4 labels"),
-    ("label", r"has label 12; the dataset has 10 classes"),
-    ("empty", r"not an IDX file .*\(magic number missing\)"),
-])
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("magic", r"not an IDX file of uint8 with 3 dimensions \(magic number 00000903\)"),
+        ("truncated", r"holds 3,900 data bytes but its header declares 5x28x28 = 3,920"),
+        ("count", r"holds 5 images but .*labels-idx1-ubyte holds 4 labels"),
+        ("label", r"has label 12; the dataset has 10 classes"),
+        ("empty", r"not an IDX file .*\(magic number missing\)"),
+    ],
+)
 def test_damaged_idx_files_are_one_line_naming_the_file(
-    fake_root: tuple[Path, dict[bool, ImageDataset]], damage: str, message: str,
+    fake_root: tuple[Path, dict[bool, ImageDataset]],
+    damage: str,
+    message: str,
 ) -> None:
     root, splits = fake_root
     raw = root / "MNIST" / "raw"
@@ -233,11 +238,18 @@ def test_batch_transform_rejects_bad_config(field: str, value: object) -> None:
 
 @pytest.mark.parametrize(
     ("count", "batch_size", "train", "batches"),
-    [(10, 3, False, 4), (10, 3, True, 3), (9, 3, True, 3), (11, 3, True, 4), (7, 3, True, 2),
-     (1, 5, True, 1)],
+    [
+        (10, 3, False, 4),
+        (10, 3, True, 3),
+        (9, 3, True, 3),
+        (11, 3, True, 4),
+        (7, 3, True, 2),
+        (1, 5, True, 1),
+    ],
 )
 def test_loader_batch_count_leaves_out_a_lone_last_training_image(
-        count: int, batch_size: int, train: bool, batches: int) -> None:
+    count: int, batch_size: int, train: bool, batches: int
+) -> None:
     """A last batch of one image would break BatchNorm on a 1x1 map; it is dropped in
     training only, and only when other images remain."""
     loader = BatchLoader(id_dataset(count), batch_size, train=train)

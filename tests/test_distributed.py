@@ -29,9 +29,21 @@ def plain_spec(tmp_path: Path, **train: object) -> Path:
 
 
 def torchrun(*args: str, processes: int = 2) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           f"--nproc_per_node={processes}", str(ROOT / "cli.py"), *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={processes}",
+            str(ROOT / "cli.py"),
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -45,13 +57,19 @@ def test_two_processes_train_the_weights_of_one(tmp_path: Path) -> None:
     two, one = (load_checkpoint(tmp_path / name / "last.pt") for name in ("two", "one"))
     for key, weight in one["model"].items():
         torch.testing.assert_close(two["model"][key], weight, rtol=0, atol=1e-5)
-    rows = [[{k: v for k, v in row.items() if k not in TIMING_FIELDS}
-             for row in read_metrics(tmp_path / name / "metrics.csv")] for name in ("two", "one")]
+    rows = [
+        [
+            {k: v for k, v in row.items() if k not in TIMING_FIELDS}
+            for row in read_metrics(tmp_path / name / "metrics.csv")
+        ]
+        for name in ("two", "one")
+    ]
     for a, b in zip(*rows, strict=True):
         assert a["test_acc"] == b["test_acc"]
         assert abs(float(a["train_loss"]) - float(b["train_loss"])) < 1e-5
     assert len(two["rng"]["ranks"]) == 2 and len(one["rng"]["ranks"]) == 1
     assert not torch.equal(two["rng"]["ranks"][0]["torch"], two["rng"]["ranks"][1]["torch"])
+
     def files(run: str) -> list[str]:  # TensorBoard names its files by time, host and pid
         return sorted(p.name.split(".out.")[0] for p in (tmp_path / run).iterdir())
 
@@ -64,8 +82,10 @@ def test_a_batch_that_does_not_divide_among_the_processes_is_one_line(tmp_path: 
     spec_path = plain_spec(tmp_path, batch_size=33)
     done = torchrun("train", str(spec_path), "--out", str(tmp_path / "run"), "--no-progress")
     assert done.returncode != 0
-    assert "error: train.batch_size 33 (the global batch) must divide evenly among the 2 " \
-           "processes" in done.stderr
+    assert (
+        "error: train.batch_size 33 (the global batch) must divide evenly among the 2 "
+        "processes" in done.stderr
+    )
     assert "rank 1: error: train.batch_size 33" in done.stderr
     assert "netbuilder/" not in done.stderr  # torchrun reports the exit codes; we print no trace
 
@@ -74,8 +94,10 @@ def test_each_rank_gets_its_share_of_the_global_batch_with_the_same_augmentation
     dataset = make_synthetic(40, seed=0)
     transform = BatchTransform(rotation=20.0, translate=0.1)
     whole = list(BatchLoader(dataset, 10, transform=transform, seed=3).batches(2))
-    parts = [list(BatchLoader(dataset, 10, transform=transform, seed=3, part=(rank, 3))
-                  .batches(2)) for rank in range(3)]
+    parts = [
+        list(BatchLoader(dataset, 10, transform=transform, seed=3, part=(rank, 3)).batches(2))
+        for rank in range(3)
+    ]
     assert all(len(p) == len(whole) for p in parts)  # the same number of steps on every rank
     for index, (x, y) in enumerate(whole):
         torch.testing.assert_close(torch.cat([p[index][0] for p in parts]), x)

@@ -28,8 +28,9 @@ def test_onnxruntime_gives_pytorchs_outputs(run_cli, tmp_path: Path, name: str) 
     import onnxruntime
 
     out = tmp_path / f"{name}.onnx"
-    result = run_cli("export", str(ROOT / "specs" / f"{name}.yaml"), "--format", "onnx",
-                     "--out", str(out))
+    result = run_cli(
+        "export", str(ROOT / "specs" / f"{name}.yaml"), "--format", "onnx", "--out", str(out)
+    )
     assert result.code == 0, result.err
     spec = netbuilder.read_spec(ROOT / "specs" / f"{name}.yaml")
     torch.manual_seed(spec.train.seed)  # the export built its weights from this seed
@@ -59,16 +60,21 @@ def test_onnx_metadata_of_a_trained_checkpoint(run_cli, tmp_path: Path) -> None:
     assert yaml.safe_load(props["netbuilder.spec"])["name"] == "tiny"
 
 
-@pytest.mark.parametrize("form, loader", [
-    ("exported-program", lambda path: torch.export.load(str(path)).module()),
-    ("torchscript", lambda path: torch.jit.load(str(path))),
-])
+@pytest.mark.parametrize(
+    "form, loader",
+    [
+        ("exported-program", lambda path: torch.export.load(str(path)).module()),
+        ("torchscript", lambda path: torch.jit.load(str(path))),
+    ],
+)
 @pytest.mark.slow
-def test_exported_program_and_torchscript_load_back(run_cli, tmp_path: Path, form: str,
-                                                    loader) -> None:
+def test_exported_program_and_torchscript_load_back(
+    run_cli, tmp_path: Path, form: str, loader
+) -> None:
     out = tmp_path / ("model.pt2" if form == "exported-program" else "model.pt")
-    result = run_cli("export", str(ROOT / "specs" / "resnet8_mnist.yaml"), "--format", form,
-                     "--out", str(out))
+    result = run_cli(
+        "export", str(ROOT / "specs" / "resnet8_mnist.yaml"), "--format", form, "--out", str(out)
+    )
     assert result.code == 0, result.err
     spec = netbuilder.read_spec(ROOT / "specs" / "resnet8_mnist.yaml")
     torch.manual_seed(spec.train.seed)
@@ -80,8 +86,17 @@ def test_exported_program_and_torchscript_load_back(run_cli, tmp_path: Path, for
 
 def test_torchscript_carries_the_metadata(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "m.pt"
-    assert run_cli("export", str(ROOT / "specs" / "model5.yaml"), "--format", "torchscript",
-                   "--out", str(out)).code == 0
+    assert (
+        run_cli(
+            "export",
+            str(ROOT / "specs" / "model5.yaml"),
+            "--format",
+            "torchscript",
+            "--out",
+            str(out),
+        ).code
+        == 0
+    )
     files = {METADATA_FILE: ""}
     torch.jit.load(str(out), _extra_files=files)
     meta = json.loads(files[METADATA_FILE])
@@ -89,21 +104,30 @@ def test_torchscript_carries_the_metadata(run_cli, tmp_path: Path) -> None:
 
 
 def test_export_errors_are_one_line(run_cli, tmp_path: Path) -> None:
-    result = run_cli("export", str(ROOT / "specs" / "model5.yaml"), "--out",
-                     str(tmp_path / "missing" / "m.onnx"))
+    result = run_cli(
+        "export", str(ROOT / "specs" / "model5.yaml"), "--out", str(tmp_path / "missing" / "m.onnx")
+    )
     assert result.code == 2 and "does not exist" in result.err
     result = run_cli("export", str(tmp_path / "nothing.pt"), "--out", str(tmp_path / "m.onnx"))
     assert result.code == 2 and "checkpoint not found" in result.err
 
 
 HEAD_TAILS = {
-    "log_softmax then dropout": {"layers": [{"gap": {}}, {"log_softmax": {}},
-                                            {"dropout": {"p": 0.1}}]},
+    "log_softmax then dropout": {
+        "layers": [{"gap": {}}, {"log_softmax": {}}, {"dropout": {"p": 0.1}}]
+    },
     "a macro ending in log_softmax": {
-        "blocks": {"head": {"layers": [{"conv": {"out_channels": "num_classes",
-                                                 "kernel_size": 1}},
-                                       {"gap": {}}, {"log_softmax": {}}]}},
-        "layers": [{"head": {}}]},
+        "blocks": {
+            "head": {
+                "layers": [
+                    {"conv": {"out_channels": "num_classes", "kernel_size": 1}},
+                    {"gap": {}},
+                    {"log_softmax": {}},
+                ]
+            }
+        },
+        "layers": [{"head": {}}],
+    },
 }
 
 

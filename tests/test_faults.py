@@ -37,13 +37,20 @@ CLI = [sys.executable, str(ROOT / "cli.py")]
 def run_process(*args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
     """The CLI in a fresh process: its result and its peak memory (MiB), from a wrapper that
     reads its own children's rusage (so earlier children of pytest do not count)."""
-    wrapper = ("import resource, subprocess, sys; "
-               "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-               "sys.stdout.write(done.stdout); sys.stderr.write(done.stderr); "
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
-               "sys.exit(done.returncode)")
-    done = subprocess.run([sys.executable, "-c", wrapper, *CLI, *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+    wrapper = (
+        "import resource, subprocess, sys; "
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "sys.stdout.write(done.stdout); sys.stderr.write(done.stderr); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+        "sys.exit(done.returncode)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", wrapper, *CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
     *stderr, peak_kib = done.stderr.rstrip("\n").split("\n")
     done.stderr = "\n".join(stderr)
     return done, int(peak_kib) / 1024
@@ -59,11 +66,14 @@ def assert_one_line(done: subprocess.CompletedProcess, fragment: str) -> None:
 # ---------------------------------------------------------------- denial of service
 
 
-@pytest.mark.parametrize(("name", "fragment"), [
-    ("alias_bomb.yaml", "once its YAML aliases are expanded"),
-    ("giant_weights.yaml", "the model has 90,010,100,010 parameters"),
-    ("giant_input.yaml", "one image's layer outputs take"),
-])
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [
+        ("alias_bomb.yaml", "once its YAML aliases are expanded"),
+        ("giant_weights.yaml", "the model has 90,010,100,010 parameters"),
+        ("giant_input.yaml", "one image's layer outputs take"),
+    ],
+)
 @pytest.mark.slow
 def test_refused_specs_stay_small_in_a_real_process(name: str, fragment: str) -> None:
     """Refused before the work: within the memory bound (and the timeout; the time it takes
@@ -78,10 +88,12 @@ def test_special_files_are_refused_without_reading_them(tmp_path: Path, run_cli)
     os.mkfifo(fifo)  # opening it would block until a writer came
     (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
     (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
-    for path, fragment in ((fifo, "is not a regular file"),
-                           (Path("/dev/zero"), "is not a regular file"),
-                           (tmp_path / "loop1", "Too many levels of symbolic links"),
-                           (tmp_path, "is a directory")):
+    for path, fragment in (
+        (fifo, "is not a regular file"),
+        (Path("/dev/zero"), "is not a regular file"),
+        (tmp_path / "loop1", "Too many levels of symbolic links"),
+        (tmp_path, "is a directory"),
+    ):
         result = run_cli("validate", str(path))
         assert result.code == 2 and fragment in result.err, (path, result.err)
         assert len(result.err.strip().splitlines()) == 1
@@ -102,9 +114,12 @@ def test_huge_and_binary_files_are_refused(tmp_path: Path, run_cli) -> None:
     nul.write_text("name: x\x00\n")
     bigint = tmp_path / "bigint.yaml"
     bigint.write_text("name: x\ninput: {channels: 1, size: " + "9" * 5000 + "}\n")
-    for path, fragment in ((huge, "the limit is 262,144"), (binary, "not UTF-8"),
-                           (nul, "invalid YAML: unacceptable character #x0000"),
-                           (bigint, "Exceeds the limit (4300 digits)")):
+    for path, fragment in (
+        (huge, "the limit is 262,144"),
+        (binary, "not UTF-8"),
+        (nul, "invalid YAML: unacceptable character #x0000"),
+        (bigint, "Exceeds the limit (4300 digits)"),
+    ):
         result = run_cli("validate", str(path))
         assert result.code == 2 and fragment in result.err, (path, result.err)
         assert len(result.err.strip().splitlines()) == 1
@@ -112,26 +127,40 @@ def test_huge_and_binary_files_are_refused(tmp_path: Path, run_cli) -> None:
 
 def test_many_layers_are_refused_by_the_schema(tmp_path: Path, run_cli) -> None:
     path = tmp_path / "many.yaml"
-    path.write_text("name: x\ninput: {channels: 1, size: 8}\nnum_classes: 10\nlayers: ["
-                    + ", ".join(["{relu: }"] * 6000) + "]\n")
+    path.write_text(
+        "name: x\ninput: {channels: 1, size: 8}\nnum_classes: 10\nlayers: ["
+        + ", ".join(["{relu: }"] * 6000)
+        + "]\n"
+    )
     result = run_cli("validate", str(path))
     assert result.code == 2 and "more than 5,000 layers" in result.err
 
 
 def test_legitimate_anchors_still_work() -> None:
-    text = ("name: x\ninput: {channels: 1, size: 8}\nnum_classes: 10\nlayers:\n"
-            "  - conv: &block {out_channels: 4, padding: 1}\n  - conv: *block\n"
-            "  - conv: {out_channels: num_classes}\n  - gap: {}\n")
+    text = (
+        "name: x\ninput: {channels: 1, size: 8}\nnum_classes: 10\nlayers:\n"
+        "  - conv: &block {out_channels: 4, padding: 1}\n  - conv: *block\n"
+        "  - conv: {out_channels: num_classes}\n  - gap: {}\n"
+    )
     document = parse_spec(text, "anchors.yaml")
     assert document.data["layers"][0]["conv"] == document.data["layers"][1]["conv"]
 
 
-def test_a_checkpoint_holding_a_giant_spec_is_refused_before_allocating(tmp_path: Path,
-                                                                        run_cli) -> None:
+def test_a_checkpoint_holding_a_giant_spec_is_refused_before_allocating(
+    tmp_path: Path, run_cli
+) -> None:
     spec = yaml.safe_load((BAD / "giant_weights.yaml").read_text())
-    payload = {"format_version": FORMAT_VERSION, "model": {}, "epoch": 1, "spec": spec,
-               "spec_name": "bad", "fingerprint": spec_fingerprint(spec), "train_config": {},
-               "class_names": [str(i) for i in range(10)], "history": []}
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "model": {},
+        "epoch": 1,
+        "spec": spec,
+        "spec_name": "bad",
+        "fingerprint": spec_fingerprint(spec),
+        "train_config": {},
+        "class_names": [str(i) for i in range(10)],
+        "history": [],
+    }
     torch.save(payload, tmp_path / "giant.pt")
     result = run_cli("predict", str(tmp_path / "giant.pt"), str(tmp_path / "x.png"))
     assert result.code == 2 and "the model has 90,010,100,010 parameters" in result.err
@@ -141,16 +170,18 @@ def test_a_checkpoint_holding_a_giant_spec_is_refused_before_allocating(tmp_path
 
 
 def test_set_on_an_aliased_layer_changes_only_that_layer() -> None:
-    text = ("name: x\ninput: {channels: 1, size: 8}\nnum_classes: 10\nlayers:\n"
-            "  - conv: &c {out_channels: 4}\n  - conv: *c\n  - gap: {}\n")
+    text = (
+        "name: x\ninput: {channels: 1, size: 8}\nnum_classes: 10\nlayers:\n"
+        "  - conv: &c {out_channels: 4}\n  - conv: *c\n  - gap: {}\n"
+    )
     changed = apply_overrides(parse_spec(text), ["layers.0.conv.out_channels=8"])
     assert changed.data["layers"][0]["conv"]["out_channels"] == 8
     assert changed.data["layers"][1]["conv"]["out_channels"] == 4
 
 
-def test_divergence_seen_only_in_the_test_loss_stops_the_run(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch
-                                                             ) -> None:
+def test_divergence_seen_only_in_the_test_loss_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = loop_module.evaluate_model
 
     def nan_after_epoch_one(*args: Any, **kwargs: Any) -> Any:
@@ -170,22 +201,30 @@ def test_divergence_seen_only_in_the_test_loss_stops_the_run(tmp_path: Path,
 
 
 def test_set_errors_name_the_argument_not_a_line(run_cli) -> None:
-    result = run_cli("validate", str(ROOT / "specs" / "model5.yaml"), "--set",
-                     "train.epochs=2.0")
-    assert result.err.strip() == ("--set train.epochs=2.0: error: train.epochs: expected an "
-                                  "integer, got 2.0")
+    result = run_cli("validate", str(ROOT / "specs" / "model5.yaml"), "--set", "train.epochs=2.0")
+    assert result.err.strip() == (
+        "--set train.epochs=2.0: error: train.epochs: expected an integer, got 2.0"
+    )
 
 
 @pytest.mark.slow
 def test_one_cycle_survives_a_four_step_smoke_run(tmp_path: Path) -> None:
-    spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={
-        "epochs": 1, "batch_size": 128, "schedule": {"name": "onecycle"}})))
+    spec = read_spec(
+        write_spec(
+            tmp_path / "s.yaml",
+            tiny_spec(train={"epochs": 1, "batch_size": 128, "schedule": {"name": "onecycle"}}),
+        )
+    )
     assert run_training(spec, tmp_path / "run", progress=False).epochs == 1
 
 
 def test_one_cycle_of_two_steps_is_one_line(tmp_path: Path) -> None:
-    spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={
-        "epochs": 1, "batch_size": 300, "schedule": {"name": "onecycle"}})))
+    spec = read_spec(
+        write_spec(
+            tmp_path / "s.yaml",
+            tiny_spec(train={"epochs": 1, "batch_size": 300, "schedule": {"name": "onecycle"}}),
+        )
+    )
     with pytest.raises(NetbuilderError, match="onecycle needs at least 3 optimizer steps"):
         run_training(spec, tmp_path / "run", progress=False)
 
@@ -212,7 +251,8 @@ def test_bad_out_folders_are_one_line(tmp_path: Path, run_cli, case: str) -> Non
 
 
 def test_a_full_disk_while_saving_is_one_line_and_keeps_the_last_checkpoint(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={"epochs": 2})))
     real_fsync = os.fsync
     calls = {"n": 0}
@@ -231,23 +271,29 @@ def test_a_full_disk_while_saving_is_one_line_and_keeps_the_last_checkpoint(
     assert not list((tmp_path / "run").glob(".*.tmp"))
 
 
-@pytest.mark.parametrize(("change", "fragment"), [
-    (lambda p: p.pop("model"), "'model' is missing"),
-    (lambda p: p.update(epoch="one"), "'epoch' is str, expected int"),
-    (lambda p: p.update(model={"w": [1, 2]}), "weights are not all tensors"),
-    (lambda p: p.update(spec=[1]), "'spec' is list, expected dict"),
-    (lambda p: p.update(class_names="0123456789"), "'class_names' is str"),
-])
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (lambda p: p.pop("model"), "'model' is missing"),
+        (lambda p: p.update(epoch="one"), "'epoch' is str, expected int"),
+        (lambda p: p.update(model={"w": [1, 2]}), "weights are not all tensors"),
+        (lambda p: p.update(spec=[1]), "'spec' is list, expected dict"),
+        (lambda p: p.update(class_names="0123456789"), "'class_names' is str"),
+    ],
+)
 @pytest.mark.slow
-def test_loadable_but_malformed_checkpoints_are_one_line(tmp_path: Path, run_cli,
-                                                         change: Any, fragment: str) -> None:
+def test_loadable_but_malformed_checkpoints_are_one_line(
+    tmp_path: Path, run_cli, change: Any, fragment: str
+) -> None:
     spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={"epochs": 1})))
     run_training(spec, tmp_path / "run", progress=False)
     payload = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     change(payload)
     torch.save(payload, tmp_path / "bad.pt")
-    for command in (["eval", str(tmp_path / "bad.pt")],
-                    ["predict", str(tmp_path / "bad.pt"), str(tmp_path / "x.png")]):
+    for command in (
+        ["eval", str(tmp_path / "bad.pt")],
+        ["predict", str(tmp_path / "bad.pt"), str(tmp_path / "x.png")],
+    ):
         result = run_cli(*command)
         assert result.code == 2 and fragment in result.err, result.err
         assert len(result.err.strip().splitlines()) == 1
@@ -258,8 +304,9 @@ def test_weights_that_do_not_fit_their_spec_are_one_line(tmp_path: Path, run_cli
     spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={"epochs": 1})))
     run_training(spec, tmp_path / "run", progress=False)
     payload = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
-    payload["model"] = {key: value[:1] if value.dim() else value
-                        for key, value in payload["model"].items()}
+    payload["model"] = {
+        key: value[:1] if value.dim() else value for key, value in payload["model"].items()
+    }
     torch.save(payload, tmp_path / "bad.pt")
     result = run_cli("eval", str(tmp_path / "bad.pt"))
     assert result.code == 2 and "the weights do not fit spec 'tiny'" in result.err
@@ -267,10 +314,12 @@ def test_weights_that_do_not_fit_their_spec_are_one_line(tmp_path: Path, run_cli
 
 @pytest.mark.slow
 def test_piping_into_head_is_quiet() -> None:
-    command = (f"{sys.executable} cli.py build specs/squeezenet_v11.yaml --format json "
-               "--depth 3 | head -1")
-    done = subprocess.run(command, shell=True, cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    command = (
+        f"{sys.executable} cli.py build specs/squeezenet_v11.yaml --format json --depth 3 | head -1"
+    )
+    done = subprocess.run(
+        command, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.stdout == "{\n" and "Traceback" not in done.stderr and "Error" not in done.stderr
 
 
@@ -292,16 +341,21 @@ def test_unexpected_exceptions_are_one_line_without_debug(run_cli, monkeypatch) 
 @pytest.mark.slow
 def test_a_second_training_into_a_busy_folder_is_refused(tmp_path: Path) -> None:
     spec_path = write_spec(tmp_path / "s.yaml", tiny_spec(train={"epochs": 50}))
-    first = subprocess.Popen([*CLI, "train", str(spec_path), "--out", str(tmp_path / "run"),
-                              "--no-progress"], cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [*CLI, "train", str(spec_path), "--out", str(tmp_path / "run"), "--no-progress"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "run" / "spec.yaml").exists():
             assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
             time.sleep(0.05)
-        second, _ = run_process("train", str(spec_path), "--out", str(tmp_path / "run"),
-                                "--overwrite", "--no-progress")
+        second, _ = run_process(
+            "train", str(spec_path), "--out", str(tmp_path / "run"), "--overwrite", "--no-progress"
+        )
         assert_one_line(second, f"is in use by another run (pid {first.pid} ")
     finally:
         first.kill()
@@ -350,8 +404,10 @@ def test_a_checkpoint_needing_a_plugin_says_so(tmp_path: Path, run_cli) -> None:
     torch.save(payload, tmp_path / "plugin.pt")
     result = run_cli("eval", str(tmp_path / "plugin.pt"))
     assert result.code == 2
-    assert "uses block 'my_pool', which is not registered; load the module that defines it " \
-           "with --plugin MODULE" in result.err
+    assert (
+        "uses block 'my_pool', which is not registered; load the module that defines it "
+        "with --plugin MODULE" in result.err
+    )
 
 
 @pytest.mark.slow

@@ -54,11 +54,19 @@ def test_stale_temp_files_are_removed(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_lock_refuses_a_second_holder_and_names_the_first(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from netbuilder.training.folder import FolderLock; lock = FolderLock(Path(sys.argv[1])); "
-         "lock.acquire(); "
-         "print('locked', flush=True); time.sleep(60)", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from netbuilder.training.folder import FolderLock; "
+            "lock = FolderLock(Path(sys.argv[1])); "
+            "lock.acquire(); "
+            "print('locked', flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(NetbuilderError, match=rf"in use by another run \(pid {holder.pid} "):

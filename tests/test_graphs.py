@@ -47,9 +47,16 @@ def test_residual_and_concat_compute_what_they_say() -> None:
     torch.manual_seed(0)
     model, plan = compile_spec(spec_from(RESIDUAL))
     assert isinstance(model, fx.GraphModule)
-    assert [p.node.inputs for p in plan] == [("input",), ("stem",), ("body", "stem"), ("add1",),
-                                             ("relu1",), ("relu1",), ("left", "right"),
-                                             ("concat1",)]
+    assert [p.node.inputs for p in plan] == [
+        ("input",),
+        ("stem",),
+        ("body", "stem"),
+        ("add1",),
+        ("relu1",),
+        ("relu1",),
+        ("left", "right"),
+        ("concat1",),
+    ]
     assert [p.out_shape for p in plan][-2:] == [(10, 8, 8), (10,)]
     model.eval()
     x = torch.randn(3, 2, 8, 8)
@@ -63,7 +70,15 @@ def test_residual_and_concat_compute_what_they_say() -> None:
 def test_graph_module_keeps_layer_names_and_reads_as_python() -> None:
     model, _ = compile_spec(spec_from(RESIDUAL))
     assert [name for name, _ in model.named_children()] == [
-        "stem", "body", "add1", "relu1", "left", "right", "concat1", "gap1"]
+        "stem",
+        "body",
+        "add1",
+        "relu1",
+        "left",
+        "right",
+        "concat1",
+        "gap1",
+    ]
     assert "stem.conv.weight" in model.state_dict()
     assert "add1 = self.add1(body, stem)" in model.code
     assert model.spec_name == "g"
@@ -75,13 +90,15 @@ def test_a_straight_stack_stays_sequential() -> None:
 
 
 def test_relative_indices_and_input_as_sources() -> None:
-    _, plan = compile_spec(spec_from("""\
+    _, plan = compile_spec(
+        spec_from("""\
   - conv: {out_channels: 2, padding: 1}
   - add: {}
     from: [-1, input]
   - conv: {out_channels: 10}
   - gap: {}
-"""))
+""")
+    )
     assert plan[1].node.inputs == ("conv1", "input")
 
 
@@ -104,8 +121,9 @@ def test_a_shared_input_is_not_overwritten_in_place() -> None:
     expected = model.gap1(model.conv1(torch.relu(stem) + stem))
     with torch.no_grad():
         torch.testing.assert_close(model(x), expected)
-    straight, _ = compile_spec(spec_from("  - conv: {out_channels: 10}\n  - relu: {}\n"
-                                         "  - gap: {}\n"))
+    straight, _ = compile_spec(
+        spec_from("  - conv: {out_channels: 10}\n  - relu: {}\n  - gap: {}\n")
+    )
     assert straight.relu1.inplace is True  # nothing else reads conv1
 
 
@@ -119,8 +137,10 @@ def test_graph_summary_shows_inputs_edges_and_counts_once() -> None:
     assert summary.total_params == sum(p.numel() for p in model.parameters())
     table = format_table(summary)
     assert "Inputs" in table.splitlines()[2]
-    assert any(line.startswith("add1") and line.rstrip().endswith("body, stem")
-               for line in table.splitlines())
+    assert any(
+        line.startswith("add1") and line.rstrip().endswith("body, stem")
+        for line in table.splitlines()
+    )
     document = json.loads(format_json(summary))
     assert ["stem", "add1"] in document["edges"] and ["right", "concat1"] in document["edges"]
     assert document["layers"][2]["inputs"] == ["body", "stem"]
@@ -160,8 +180,9 @@ def test_resnet18_summary_matches_the_published_figures() -> None:
     assert inputs["layer2.1.downsample"] == ("layer1.2.out",)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "squeezenet_v11_bypass",
-                                  "resnet8_mnist"])
+@pytest.mark.parametrize(
+    "name", ["resnet18", "mobilenet_v2", "squeezenet_v11_bypass", "resnet8_mnist"]
+)
 def test_graph_specs_trace_to_their_planned_shapes(name: str) -> None:
     spec = netbuilder.read_spec(ROOT / "specs" / f"{name}.yaml")
     model, plan = compile_spec(spec, device="meta")

@@ -25,8 +25,7 @@ SPEC = tiny_spec(train={"epochs": 3})
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("evaluate")
-    run_training(read_spec(write_spec(folder / "spec.yaml", SPEC)), folder / "run",
-                 progress=False)
+    run_training(read_spec(write_spec(folder / "spec.yaml", SPEC)), folder / "run", progress=False)
     return folder / "run"
 
 
@@ -53,8 +52,9 @@ def test_evaluate_matches_the_runs_best_epoch(run_dir: Path) -> None:
     assert result.spec_name == "tiny" and result.dataset == "synthetic"
 
 
-def test_predict_returns_top_k_probabilities(run_dir: Path,
-                                             images: tuple[list[Path], list[int]]) -> None:
+def test_predict_returns_top_k_probabilities(
+    run_dir: Path, images: tuple[list[Path], list[int]]
+) -> None:
     paths, labels = images
     predictions = predict(run_dir / "best.pt", paths, top_k=3)
     assert [p.image for p in predictions] == paths
@@ -94,14 +94,18 @@ def test_image_declaring_too_many_pixels_is_refused_before_decoding(tmp_path: Pa
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
     header = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
-    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                                        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
-                                        + chunk(b"IEND", b""))
+    (tmp_path / "bomb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
     with pytest.raises(NetbuilderError, match=r"declares too many pixels .*; the limit is"):
         read_image(tmp_path / "bomb.png", 1)
     header = struct.pack(">IIBBBBB", 5000, 5000, 8, 0, 0, 0, 0)  # under PIL's bound, over ours
-    (tmp_path / "big.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                                       + chunk(b"IEND", b""))
+    (tmp_path / "big.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    )
     with pytest.raises(NetbuilderError, match="declares 5000x5000 pixels; the limit is"):
         read_image(tmp_path / "big.png", 1)
 

@@ -35,24 +35,42 @@ def build(tmp_path: Path, text: str, overrides: list[str] | None = None):
 # ---------------------------------------------------------------- expressions
 
 
-@pytest.mark.parametrize(("text", "value"), [
-    ("64 * width", 32.0), ("int(64 * width)", 32), ("7 // 2 + 7 % 2", 4),
-    ("2 if imagenet else 1", 1), ("max(8, min(3, 5))", 8), ("round(2.6)", 3),
-    ("width > 0.25 and not imagenet", True), ("1 < 2 <= 2", True),
-    ("make_divisible(24 * width, 8)", 16), ("-depth + 10", 7),
-    ("zero != 0 and 10 / zero > 1", False), ("zero == 0 or 10 / zero > 1", True),
-])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("64 * width", 32.0),
+        ("int(64 * width)", 32),
+        ("7 // 2 + 7 % 2", 4),
+        ("2 if imagenet else 1", 1),
+        ("max(8, min(3, 5))", 8),
+        ("round(2.6)", 3),
+        ("width > 0.25 and not imagenet", True),
+        ("1 < 2 <= 2", True),
+        ("make_divisible(24 * width, 8)", 16),
+        ("-depth + 10", 7),
+        ("zero != 0 and 10 / zero > 1", False),
+        ("zero == 0 or 10 / zero > 1", True),
+    ],
+)
 def test_expressions(text: str, value: object) -> None:
     assert evaluate(text, {"width": 0.5, "imagenet": False, "depth": 3, "zero": 0}) == value
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("widht * 2", "unknown name 'widht'"), ("1 / 0", "division by zero"),
-    ("__import__('os')", "unknown function '__import__'"), ("width.real", "is not allowed"),
-    ("(lambda: 1)()", "is not allowed"), ("[1, 2][0]", "is not allowed"),
-    ("2 ** 100", "is not allowed"), ("'a' * 3", "arithmetic needs numbers"),
-    ("64 *", "cannot parse"), ("1e308 * 10", "gives inf"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("widht * 2", "unknown name 'widht'"),
+        ("1 / 0", "division by zero"),
+        ("__import__('os')", "unknown function '__import__'"),
+        ("width.real", "is not allowed"),
+        ("(lambda: 1)()", "is not allowed"),
+        ("[1, 2][0]", "is not allowed"),
+        ("2 ** 100", "is not allowed"),
+        ("'a' * 3", "arithmetic needs numbers"),
+        ("64 *", "cannot parse"),
+        ("1e308 * 10", "gives inf"),
+    ],
+)
 def test_expressions_refuse_what_is_not_arithmetic(text: str, message: str) -> None:
     with pytest.raises(NetbuilderError, match=message):
         evaluate(text, {"width": 0.5})
@@ -60,14 +78,20 @@ def test_expressions_refuse_what_is_not_arithmetic(text: str, message: str) -> N
 
 def test_make_divisible_is_mobilenets_rounding() -> None:
     assert [make_divisible(c) for c in (32 * 0.35, 16 * 0.35, 1280 * 1.4, 96 * 0.75)] == [
-        16, 8, 1792, 72]
+        16,
+        8,
+        1792,
+        72,
+    ]
 
 
 def test_params_and_expressions_in_layers(tmp_path: Path) -> None:
-    text = HEAD + ("params: {width: 1.0, wide: false}\nlayers:\n"
-                   "  - conv: {out_channels: '${int(8 * width) * (2 if wide else 1)}'}\n"
-                   "    name: 'c${int(8 * width)}'\n"
-                   "  - conv: {out_channels: num_classes}\n  - gap: {}\n")
+    text = HEAD + (
+        "params: {width: 1.0, wide: false}\nlayers:\n"
+        "  - conv: {out_channels: '${int(8 * width) * (2 if wide else 1)}'}\n"
+        "    name: 'c${int(8 * width)}'\n"
+        "  - conv: {out_channels: num_classes}\n  - gap: {}\n"
+    )
     _, _, plan = build(tmp_path, text, ["params.width=0.5"])
     assert plan[0].node.name == "c4" and plan[0].out_shape[0] == 4
     _, _, plan = build(tmp_path, text, ["params.wide=true"])
@@ -75,8 +99,9 @@ def test_params_and_expressions_in_layers(tmp_path: Path) -> None:
 
 
 def test_a_non_integer_channel_count_names_its_expression(tmp_path: Path) -> None:
-    text = HEAD + ("params: {width: 0.3}\nlayers:\n  - conv: {out_channels: '${8 * width}'}\n"
-                   "  - gap: {}\n")
+    text = HEAD + (
+        "params: {width: 0.3}\nlayers:\n  - conv: {out_channels: '${8 * width}'}\n  - gap: {}\n"
+    )
     with pytest.raises(NetbuilderError) as caught:
         build(tmp_path, text)
     assert "(from ${8 * width})" in str(caught.value) and ":6:" in str(caught.value)
@@ -86,7 +111,10 @@ def test_a_non_integer_channel_count_names_its_expression(tmp_path: Path) -> Non
 
 
 def test_repeat_numbers_names_and_sees_i(tmp_path: Path) -> None:
-    _, model, plan = build(tmp_path, HEAD + """\
+    _, model, plan = build(
+        tmp_path,
+        HEAD
+        + """\
 layers:
   - conv: {out_channels: '${4 * i}', padding: 1}
     name: grow
@@ -94,15 +122,18 @@ layers:
   - conv: {out_channels: num_classes}
     repeat: 2
   - gap: {}
-""")
-    assert [p.node.name for p in plan] == ["grow.1", "grow.2", "grow.3", "conv1", "conv2",
-                                           "gap1"]
+""",
+    )
+    assert [p.node.name for p in plan] == ["grow.1", "grow.2", "grow.3", "conv1", "conv2", "gap1"]
     assert [p.out_shape[0] for p in plan[:3]] == [4, 8, 12]
     assert "grow.2.weight" in model.state_dict()
 
 
 def test_a_repeated_sequence_nests_names_like_torchvision(tmp_path: Path) -> None:
-    _, model, plan = build(tmp_path, HEAD + """\
+    _, model, plan = build(
+        tmp_path,
+        HEAD
+        + """\
 params: {blocks: 2}
 layers:
   - conv: {out_channels: 8, padding: 1}
@@ -118,19 +149,28 @@ layers:
     repeat: '${blocks}'
   - conv: {out_channels: num_classes}
   - gap: {}
-""")
+""",
+    )
     names = [p.node.name for p in plan]
-    assert names[1:7] == ["stage.1.conv1", "stage.1.conv2", "stage.1.add1", "stage.2.conv1",
-                          "stage.2.conv2", "stage.2.add1"]
+    assert names[1:7] == [
+        "stage.1.conv1",
+        "stage.1.conv2",
+        "stage.1.add1",
+        "stage.2.conv1",
+        "stage.2.conv2",
+        "stage.2.add1",
+    ]
     assert plan[3].node.inputs == ("stage.1.conv2", "stem")  # `input` of instance 1
     assert plan[6].node.inputs == ("stage.2.conv2", "stage.1.add1")  # of instance 2
     assert "stage.2.conv1.conv.weight" in model.state_dict()
 
 
 def test_when_keeps_an_item_only_where_it_holds(tmp_path: Path) -> None:
-    text = HEAD + ("params: {deep: false}\nlayers:\n"
-                   "  - conv: {out_channels: 4, padding: 1}\n    when: '${deep}'\n"
-                   "  - conv: {out_channels: num_classes}\n  - gap: {}\n")
+    text = HEAD + (
+        "params: {deep: false}\nlayers:\n"
+        "  - conv: {out_channels: 4, padding: 1}\n    when: '${deep}'\n"
+        "  - conv: {out_channels: num_classes}\n  - gap: {}\n"
+    )
     assert len(build(tmp_path, text)[2]) == 2
     assert len(build(tmp_path, text, ["params.deep=true"])[2]) == 3
 
@@ -138,7 +178,9 @@ def test_when_keeps_an_item_only_where_it_holds(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- extends and edits
 
 
-BASE = HEAD + """\
+BASE = (
+    HEAD
+    + """\
 params: {width: 1.0}
 layers:
   - conv: {out_channels: '${int(8 * width)}', padding: 1}
@@ -151,12 +193,15 @@ layers:
     name: head
   - gap: {}
 """
+)
 
 
 def test_extends_edits_layers_by_name_and_changes_params(tmp_path: Path) -> None:
     write(tmp_path, BASE, "base.yaml")
     (tmp_path / "variants").mkdir()
-    child = write(tmp_path, """\
+    child = write(
+        tmp_path,
+        """\
 extends: ../base.yaml
 name: child
 params: {width: 2.0}
@@ -168,7 +213,9 @@ insert:
       - relu: {}
         name: act
 remove: [drop]
-""", "variants/child.yaml")
+""",
+        "variants/child.yaml",
+    )
     spec = netbuilder.read_spec(child)
     _, plan = compile_spec(spec)
     assert spec.name == "child" and spec.input_shape == (1, 16, 16)
@@ -182,15 +229,21 @@ remove: [drop]
 def test_set_addresses_layers_by_name(tmp_path: Path) -> None:
     _, _, plan = build(tmp_path, BASE, ["layers.body.conv.out_channels=6"])
     assert plan[1].out_shape[0] == 6
-    _, _, plan = build(tmp_path, HEAD + "layers:\n  - conv: {out_channels: 4}\n    name: a.b\n"
-                       "  - conv: {out_channels: num_classes}\n  - gap: {}\n",
-                       ["layers.a.b.conv.out_channels=5"])
+    _, _, plan = build(
+        tmp_path,
+        HEAD + "layers:\n  - conv: {out_channels: 4}\n    name: a.b\n"
+        "  - conv: {out_channels: num_classes}\n  - gap: {}\n",
+        ["layers.a.b.conv.out_channels=5"],
+    )
     assert plan[0].out_shape[0] == 5
 
 
 def test_squeezenet_variant_by_extends(tmp_path: Path) -> None:
-    path = write(tmp_path, f"extends: {ROOT / 'specs' / 'squeezenet_v11.yaml'}\n"
-                 "name: squeezenet_small\noverride:\n  fire2: {squeeze: 8}\n")
+    path = write(
+        tmp_path,
+        f"extends: {ROOT / 'specs' / 'squeezenet_v11.yaml'}\n"
+        "name: squeezenet_small\noverride:\n  fire2: {squeeze: 8}\n",
+    )
     spec = netbuilder.read_spec(path)
     model, _ = compile_spec(spec)
     assert model.fire2.squeeze.out_channels == 8
@@ -226,12 +279,14 @@ blocks:
 def test_a_fire_macro_builds_the_built_in_fire(tmp_path: Path) -> None:
     """Same modules, same state_dict keys (a strict load), same outputs as the `fire` block."""
     source = (ROOT / "specs" / "squeezenet_v11.yaml").read_text()
-    body = source[source.index("name: squeezenet_v11"):]
+    body = source[source.index("name: squeezenet_v11") :]
     macro_text = FIRE_MACRO + body.replace("- fire: {", "- fire_macro: {").replace(
-        ", init: kaiming_uniform}", "}")
+        ", init: kaiming_uniform}", "}"
+    )
     assert "fire_macro" in macro_text
-    builtin = netbuilder.build_model(netbuilder.read_spec(ROOT / "specs" /
-                                                          "squeezenet_v11.yaml")).eval()
+    builtin = netbuilder.build_model(
+        netbuilder.read_spec(ROOT / "specs" / "squeezenet_v11.yaml")
+    ).eval()
     macro = netbuilder.build_model(netbuilder.read_spec(write(tmp_path, macro_text))).eval()
     macro.load_state_dict(builtin.state_dict(), strict=True)
     leaves = [type(m).__name__ for m in builtin.fire2.children()]
@@ -243,8 +298,9 @@ def test_a_fire_macro_builds_the_built_in_fire(tmp_path: Path) -> None:
 
 def test_the_inverted_residual_macro_builds_the_graphs_mobilenet_v2() -> None:
     macro = netbuilder.build_model(netbuilder.read_spec(ROOT / "specs" / "mobilenet_v2.yaml"))
-    flat = netbuilder.build_model(netbuilder.read_spec(ROOT / "tests" / "fixtures" /
-                                                       "mobilenet_v2_flat.yaml"))
+    flat = netbuilder.build_model(
+        netbuilder.read_spec(ROOT / "tests" / "fixtures" / "mobilenet_v2_flat.yaml")
+    )
     assert list(macro.state_dict()) == list(flat.state_dict())
     macro.load_state_dict(flat.state_dict(), strict=True)
     x = torch.randn(1, 3, 224, 224)
@@ -253,8 +309,10 @@ def test_the_inverted_residual_macro_builds_the_graphs_mobilenet_v2() -> None:
 
 
 def test_macro_parameters_are_checked(tmp_path: Path) -> None:
-    text = HEAD + FIRE_MACRO + "layers:\n  - fire_macro: {squeeze: 2, expand1x1: 4}\n" \
-                               "  - conv: {out_channels: num_classes}\n  - gap: {}\n"
+    text = (
+        HEAD + FIRE_MACRO + "layers:\n  - fire_macro: {squeeze: 2, expand1x1: 4}\n"
+        "  - conv: {out_channels: num_classes}\n  - gap: {}\n"
+    )
     with pytest.raises(NetbuilderError, match="missing required parameter 'expand3x3'"):
         build(tmp_path, text)
 
@@ -262,10 +320,12 @@ def test_macro_parameters_are_checked(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- resolved, diff, sizes
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "mobilenet_v1", "resnet8_mnist",
-                                  "squeezenet_v11"])
-def test_resolved_spec_is_plain_and_builds_the_same_model(run_cli, tmp_path: Path,
-                                                          name: str) -> None:
+@pytest.mark.parametrize(
+    "name", ["resnet18", "mobilenet_v2", "mobilenet_v1", "resnet8_mnist", "squeezenet_v11"]
+)
+def test_resolved_spec_is_plain_and_builds_the_same_model(
+    run_cli, tmp_path: Path, name: str
+) -> None:
     result = run_cli("build", str(ROOT / "specs" / f"{name}.yaml"), "--resolved")
     assert result.code == 0, result.err
     plain = yaml.safe_load(result.out)
@@ -276,18 +336,27 @@ def test_resolved_spec_is_plain_and_builds_the_same_model(run_cli, tmp_path: Pat
     again = netbuilder.build_model(netbuilder.read_spec(path))
     assert list(again.state_dict()) == list(original.state_dict())
     assert {k: v.shape for k, v in again.state_dict().items()} == {
-        k: v.shape for k, v in original.state_dict().items()}
+        k: v.shape for k, v in original.state_dict().items()
+    }
 
 
-@pytest.mark.parametrize(("width", "params", "macs"), [
-    (0.25, 470_072, 41_030_272), (0.5, 1_331_592, 149_497_088),
-    (0.75, 2_585_560, 325_400_448), (1.0, 4_231_976, 568_740_352),
-])
-def test_mobilenet_v1_matches_the_papers_table_at_every_width(width: float, params: int,
-                                                                macs: int) -> None:
+@pytest.mark.parametrize(
+    ("width", "params", "macs"),
+    [
+        (0.25, 470_072, 41_030_272),
+        (0.5, 1_331_592, 149_497_088),
+        (0.75, 2_585_560, 325_400_448),
+        (1.0, 4_231_976, 568_740_352),
+    ],
+)
+def test_mobilenet_v1_matches_the_papers_table_at_every_width(
+    width: float, params: int, macs: int
+) -> None:
     """Table 6/7 of the paper: 0.5M/1.3M/2.6M/4.2M parameters, 41M/149M/325M/569M mult-adds."""
-    spec = netbuilder.read_spec(ROOT / "specs" / "mobilenet_v1.yaml", [
-        f"params.width={width}", "input.channels=3", "input.size=224", "num_classes=1000"])
+    spec = netbuilder.read_spec(
+        ROOT / "specs" / "mobilenet_v1.yaml",
+        [f"params.width={width}", "input.channels=3", "input.size=224", "num_classes=1000"],
+    )
     model, plan = compile_spec(spec, device="meta")
     summary = summarize(model, plan, spec)
     assert (summary.total_params, summary.total_macs) == (params, macs)
@@ -302,9 +371,17 @@ def test_mobilenet_v1_default_is_the_seeds_mnist_form() -> None:
 
 
 def test_diff_shows_squeezenet_v11_needs_less_computation(run_cli) -> None:
-    result = run_cli("diff", str(ROOT / "specs" / "squeezenet_v10.yaml"),
-                     str(ROOT / "specs" / "squeezenet_v11.yaml"), "--set", "input.channels=3",
-                     "--set", "input.size=224", "--set", "num_classes=1000")
+    result = run_cli(
+        "diff",
+        str(ROOT / "specs" / "squeezenet_v10.yaml"),
+        str(ROOT / "specs" / "squeezenet_v11.yaml"),
+        "--set",
+        "input.channels=3",
+        "--set",
+        "input.size=224",
+        "--set",
+        "num_classes=1000",
+    )
     assert result.code == 0, result.err
     macs = next(line for line in result.out.splitlines() if line.startswith("multiply-adds"))
     assert "818,924,576" in macs and "349,151,936" in macs and "(1/2.35)" in macs
@@ -312,14 +389,23 @@ def test_diff_shows_squeezenet_v11_needs_less_computation(run_cli) -> None:
 
 
 def test_several_input_sizes_report_collapse_and_uneven_strides(run_cli) -> None:
-    result = run_cli("build", str(ROOT / "specs" / "model5.yaml"), "--input-size", "28",
-                     "--input-size", "14", "--input-size", "31")
+    result = run_cli(
+        "build",
+        str(ROOT / "specs" / "model5.yaml"),
+        "--input-size",
+        "28",
+        "--input-size",
+        "14",
+        "--input-size",
+        "31",
+    )
     lines = result.out.splitlines()
     assert result.code == 2  # one size does not fit
     assert any(line.startswith("28x28") and line.rstrip().endswith("ok") for line in lines)
     assert any(line.startswith("14x14") and "spatial size collapses" in line for line in lines)
-    assert any(line.startswith("31x31") and "pool1 leaves 1 of 25 rows unused" in line
-               for line in lines)
+    assert any(
+        line.startswith("31x31") and "pool1 leaves 1 of 25 rows unused" in line for line in lines
+    )
 
 
 def test_the_editor_schema_is_current_and_accepts_expressions() -> None:
@@ -328,6 +414,9 @@ def test_the_editor_schema_is_current_and_accepts_expressions() -> None:
 
     stored = json.loads((ROOT / "docs" / "netbuilder.schema.json").read_text())
     assert stored == spec_schema(editor=True), "run `make schema`"
-    assert all(path.read_text().startswith(
-        "# yaml-language-server: $schema=../docs/netbuilder.schema.json")
-        for path in (ROOT / "specs").glob("*.yaml"))
+    assert all(
+        path.read_text().startswith(
+            "# yaml-language-server: $schema=../docs/netbuilder.schema.json"
+        )
+        for path in (ROOT / "specs").glob("*.yaml")
+    )

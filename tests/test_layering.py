@@ -15,8 +15,20 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "netbuilder"
 # each stage may import itself and the stages before it, never one after it
-STAGES = ("errors", "limits", "spec", "blocks", "compiler", "data", "report", "training",
-          "inference", "export", "cli_train", "cli")
+STAGES = (
+    "errors",
+    "limits",
+    "spec",
+    "blocks",
+    "compiler",
+    "data",
+    "report",
+    "training",
+    "inference",
+    "export",
+    "cli_train",
+    "cli",
+)
 TOP_LEVEL_MODULES = 6  # cli, cli_train, export, inference, errors, limits
 TORCH_FREE = ("errors", "limits", "spec")
 
@@ -37,8 +49,9 @@ def module_name(path: Path) -> str:
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
     """(line, absolute module) of every import in a file, relative ones resolved."""
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rsplit(
-        ".", 1)[0]
+    package = (
+        module_name(path) if path.name == "__init__.py" else module_name(path).rsplit(".", 1)[0]
+    )
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -61,23 +74,32 @@ SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_import_runs_upward(path: Path) -> None:
     own = STAGES.index(stage_of(module_name(path)))
-    upward = [f"line {line}: {target}" for line, target in imports_of(path)
-              if target.startswith("netbuilder.") and stage_of(target) in STAGES
-              and STAGES.index(stage_of(target)) > own]
+    upward = [
+        f"line {line}: {target}"
+        for line, target in imports_of(path)
+        if target.startswith("netbuilder.")
+        and stage_of(target) in STAGES
+        and STAGES.index(stage_of(target)) > own
+    ]
     assert not upward, f"{path.relative_to(ROOT)} imports a later stage: {upward}"
 
 
-@pytest.mark.parametrize("path", [p for p in SOURCES if stage_of(module_name(p)) in TORCH_FREE],
-                         ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path",
+    [p for p in SOURCES if stage_of(module_name(p)) in TORCH_FREE],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
 def test_the_spec_stage_imports_no_torch(path: Path) -> None:
-    heavy = [target for _, target in imports_of(path)
-             if target.split(".")[0] in ("torch", "torchvision", "numpy", "PIL")]
+    heavy = [
+        target
+        for _, target in imports_of(path)
+        if target.split(".")[0] in ("torch", "torchvision", "numpy", "PIL")
+    ]
     assert not heavy, f"{path.relative_to(ROOT)} imports {heavy}"
 
 
 def test_every_module_belongs_to_a_stage() -> None:
-    stray = [str(p.relative_to(PACKAGE)) for p in SOURCES
-             if stage_of(module_name(p)) not in STAGES]
+    stray = [str(p.relative_to(PACKAGE)) for p in SOURCES if stage_of(module_name(p)) not in STAGES]
     assert not stray
 
 
@@ -104,8 +126,12 @@ def test_validate_refuses_a_yaml_typo_without_importing_torch(tmp_path: Path) ->
     """The YAML is read and refused before anything needs a block or a model."""
     spec = tmp_path / "typo.yaml"
     spec.write_text("name: typo\nlayers:\n  - conv_bn: {out_channels: 8\n", encoding="utf-8")
-    out = subprocess.run([sys.executable, "-c", BLOCK_TORCH, "validate", str(spec)],
-                         capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", BLOCK_TORCH, "validate", str(spec)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith(f"{spec}:4:1: error: invalid YAML"), out.stderr
     assert "torch" not in out.stderr

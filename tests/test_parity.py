@@ -12,14 +12,18 @@ from conftest import ROOT
 IMAGENET = ["input.channels=3", "input.size=224", "num_classes=1000"]
 
 
-@pytest.mark.parametrize("spec_name, reference, params", [
-    ("squeezenet_v10", torchvision.models.squeezenet1_0, 1_248_424),
-    ("squeezenet_v11", torchvision.models.squeezenet1_1, 1_235_496),
-])
+@pytest.mark.parametrize(
+    "spec_name, reference, params",
+    [
+        ("squeezenet_v10", torchvision.models.squeezenet1_0, 1_248_424),
+        ("squeezenet_v11", torchvision.models.squeezenet1_1, 1_235_496),
+    ],
+)
 def test_squeezenet_equals_torchvision(spec_name, reference, params):
     torch.manual_seed(0)
-    ours = netbuilder.build_model(netbuilder.read_spec(ROOT / "specs" / f"{spec_name}.yaml",
-                                                       IMAGENET)).eval()
+    ours = netbuilder.build_model(
+        netbuilder.read_spec(ROOT / "specs" / f"{spec_name}.yaml", IMAGENET)
+    ).eval()
     theirs = reference().eval()
     assert sum(p.numel() for p in ours.parameters()) == params
     assert sum(p.numel() for p in theirs.parameters()) == params
@@ -37,8 +41,9 @@ def test_mobilenet_v1_imagenet_parameter_count():
 
 
 def test_mobilenet_width_multiplier_shrinks_the_net():
-    spec = netbuilder.read_spec(ROOT / "specs" / "mobilenet_v1.yaml",
-                                [*IMAGENET, "params.width=0.5"])
+    spec = netbuilder.read_spec(
+        ROOT / "specs" / "mobilenet_v1.yaml", [*IMAGENET, "params.width=0.5"]
+    )
     model = netbuilder.build_model(spec)
     assert model.dw_sep13.pointwise.out_channels == 512
     # the paper's Table 6 lists 1.3M parameters for 0.5 MobileNet-224
@@ -52,10 +57,13 @@ def copy_into(ours: torch.nn.Module, theirs: torch.nn.Module) -> None:
     ours.load_state_dict(dict(zip(our_state, their_state.values(), strict=True)))
 
 
-@pytest.mark.parametrize("spec_name, reference, params", [
-    ("resnet18", torchvision.models.resnet18, 11_689_512),
-    ("mobilenet_v2", torchvision.models.mobilenet_v2, 3_504_872),
-])
+@pytest.mark.parametrize(
+    "spec_name, reference, params",
+    [
+        ("resnet18", torchvision.models.resnet18, 11_689_512),
+        ("mobilenet_v2", torchvision.models.mobilenet_v2, 3_504_872),
+    ],
+)
 def test_graph_specs_equal_torchvision(spec_name, reference, params):
     torch.manual_seed(0)
     ours = netbuilder.build_model(netbuilder.read_spec(ROOT / "specs" / f"{spec_name}.yaml"))
@@ -86,8 +94,9 @@ def squeezenet11_with_bypass(model: torch.nn.Module, x: torch.Tensor) -> torch.T
 
 def test_squeezenet_bypass_equals_torchvision_with_the_additions():
     torch.manual_seed(0)
-    ours = netbuilder.build_model(netbuilder.read_spec(
-        ROOT / "specs" / "squeezenet_v11_bypass.yaml", IMAGENET)).eval()
+    ours = netbuilder.build_model(
+        netbuilder.read_spec(ROOT / "specs" / "squeezenet_v11_bypass.yaml", IMAGENET)
+    ).eval()
     theirs = torchvision.models.squeezenet1_1().eval()
     assert sum(p.numel() for p in ours.parameters()) == 1_235_496  # the bypass adds none
     copy_into(ours, theirs)

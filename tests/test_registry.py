@@ -28,8 +28,10 @@ PLUGIN = textwrap.dedent('''
         def forward(self, x):
             return x * self.factor
 ''')
-SPEC = ("name: p\ninput: {channels: 1, size: 8}\nnum_classes: 2\nlayers:\n"
-        "  - scale: {factor: 3}\n  - conv: {out_channels: 2}\n  - gap: {}\n")
+SPEC = (
+    "name: p\ninput: {channels: 1, size: 8}\nnum_classes: 2\nlayers:\n"
+    "  - scale: {factor: 3}\n  - conv: {out_channels: 2}\n  - gap: {}\n"
+)
 
 
 def test_unknown_name_suggests_the_closest():
@@ -69,8 +71,11 @@ def test_undocumented_parameter_is_refused():
     def bad(in_shape, width: int = 3) -> Block:
         return Block(nn.Identity(), in_shape)
 
-    with pytest.raises(NetbuilderError, match=r"block 'bad' .*: parameter 'width' needs a "
-                                              r"declaration"):
+    with pytest.raises(
+        NetbuilderError,
+        match=r"block 'bad' .*: parameter 'width' needs a "
+        r"declaration",
+    ):
         describe_builder("bad", bad)
 
 
@@ -114,28 +119,33 @@ def test_missing_plugin_is_a_user_error(run_cli):
 
 
 BROKEN_PLUGINS = {
-    "undeclared": ('from netbuilder import Block, register\n'
-                   '@register("widen")\n'
-                   'def widen(in_shape, factor: int = 2) -> Block:\n'
-                   '    """Undeclared parameter."""\n',
-                   "plugin 'broken_undeclared': block 'widen' (broken_undeclared.widen): "
-                   "parameter 'factor' needs a declaration, Annotated[type, Arg(\"what it "
-                   "is\")]"),
-    "duplicate": ('from netbuilder import Block, register\n'
-                  '@register("conv")\n'
-                  'def conv(in_shape) -> Block:\n'
-                  '    """Clashes with the built-in."""\n',
-                  "plugin 'broken_duplicate': block 'conv' is already registered by "
-                  "netbuilder.blocks.conv.conv; choose another name for the one in "
-                  "broken_duplicate.conv"),
-    "crashing": ("raise RuntimeError('no GPU here')\n",
-                 "plugin 'broken_crashing' failed to import: RuntimeError: no GPU here"),
+    "undeclared": (
+        "from netbuilder import Block, register\n"
+        '@register("widen")\n'
+        "def widen(in_shape, factor: int = 2) -> Block:\n"
+        '    """Undeclared parameter."""\n',
+        "plugin 'broken_undeclared': block 'widen' (broken_undeclared.widen): "
+        "parameter 'factor' needs a declaration, Annotated[type, Arg(\"what it "
+        'is")]',
+    ),
+    "duplicate": (
+        "from netbuilder import Block, register\n"
+        '@register("conv")\n'
+        "def conv(in_shape) -> Block:\n"
+        '    """Clashes with the built-in."""\n',
+        "plugin 'broken_duplicate': block 'conv' is already registered by "
+        "netbuilder.blocks.conv.conv; choose another name for the one in "
+        "broken_duplicate.conv",
+    ),
+    "crashing": (
+        "raise RuntimeError('no GPU here')\n",
+        "plugin 'broken_crashing' failed to import: RuntimeError: no GPU here",
+    ),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN_PLUGINS))
-def test_a_broken_plugin_is_one_line_naming_module_and_block(run_cli, tmp_path, monkeypatch,
-                                                             kind):
+def test_a_broken_plugin_is_one_line_naming_module_and_block(run_cli, tmp_path, monkeypatch, kind):
     source, message = BROKEN_PLUGINS[kind]
     (tmp_path / f"broken_{kind}.py").write_text(source)
     monkeypatch.chdir(tmp_path)

@@ -21,9 +21,11 @@ def test_every_registered_block_is_in_the_schema():
     schema = spec_schema()
     for block in BLOCKS:
         assert schema["$defs"]["layer"]["properties"][block.name] == {
-            "$ref": f"#/$defs/block.{block.name}"}
+            "$ref": f"#/$defs/block.{block.name}"
+        }
         assert set(schema["$defs"][f"block.{block.name}"]["properties"]) == {
-            p.name for p in block.params}
+            p.name for p in block.params
+        }
 
 
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.stem)
@@ -41,15 +43,20 @@ def test_channel_parameters_accept_num_classes():
 
 
 def schema_defaults(schema: dict) -> dict:
-    return {key: schema_defaults(prop) if prop.get("type") == "object" else prop["default"]
-            for key, prop in schema["properties"].items()}
+    return {
+        key: schema_defaults(prop) if prop.get("type") == "object" else prop["default"]
+        for key, prop in schema["properties"].items()
+    }
 
 
 def test_train_schema_is_generated_from_the_config_dataclasses():
     train = spec_schema()["$defs"]["train"]
     assert schema_defaults(train) == TrainConfig().to_dict()
-    assert train["properties"]["optimizer"]["properties"]["name"]["enum"] == ["sgd", "adam",
-                                                                               "adamw"]
+    assert train["properties"]["optimizer"]["properties"]["name"]["enum"] == [
+        "sgd",
+        "adam",
+        "adamw",
+    ]
     assert "imagefolder" in train["properties"]["dataset"]["enum"]
     assert train["properties"]["epochs"]["minimum"] == 1
     assert train["properties"]["optimizer"]["properties"]["lr"]["exclusiveMinimum"] == 0
@@ -72,6 +79,8 @@ def test_every_train_field_has_a_doc():
 
 def test_null_parameters_mean_no_parameters(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text("name: n\ninput: {channels: 1, size: 8}\nnum_classes: 2\nlayers:\n"
-                    "  - conv: {out_channels: 2}\n  - gap:\n")
+    path.write_text(
+        "name: n\ninput: {channels: 1, size: 8}\nnum_classes: 2\nlayers:\n"
+        "  - conv: {out_channels: 2}\n  - gap:\n"
+    )
     assert netbuilder.read_spec(path).layers[1].params == {}

@@ -116,8 +116,12 @@ MODEL5 = """
 AdaptiveAvgPool2d-20      [-1, 10, 1, 1]               0
 """
 
-SEED_TABLES = {"gap9k": (GAP9K, 9_032), "model1": (MODEL1, 14_620), "model2": (MODEL2, 14_796),
-               "model5": (MODEL5, 8_018)}
+SEED_TABLES = {
+    "gap9k": (GAP9K, 9_032),
+    "model1": (MODEL1, 14_620),
+    "model2": (MODEL2, 14_796),
+    "model5": (MODEL5, 8_018),
+}
 FUNCTIONAL_IN_SEEDS = ("Flatten", "LogSoftmax")  # `x.view(-1, 10)` / `F.log_softmax(x)` there
 
 
@@ -173,8 +177,10 @@ def test_gap_net_is_the_seed_layer_for_layer(name: str) -> None:
 def test_gap9k_prints_the_seed_memory_lines(run_cli) -> None:
     """../shared/seeds/004 ends its table with these four lines."""
     out = run_cli("build", str(ROOT / "specs" / "gap9k.yaml"), "--summary").out
-    assert ("Input size (MB): 0.00\nForward/backward pass size (MB): 0.21\n"
-            "Params size (MB): 0.03\nEstimated Total Size (MB): 0.24") in out
+    assert (
+        "Input size (MB): 0.00\nForward/backward pass size (MB): 0.21\n"
+        "Params size (MB): 0.03\nEstimated Total Size (MB): 0.24"
+    ) in out
 
 
 def dw_sep_params(cin: int, cout: int) -> int:
@@ -184,9 +190,18 @@ def dw_sep_params(cin: int, cout: int) -> int:
 
 # ../shared/seeds/002, "Network Configuration (Custom)": (type, stride, output size); the
 # channels are the paper's Table 1 (the seed builds "the MobileNet V1 architecture").
-MOBILENET = [("conv", 1, 32, 32), ("dw", 1, 32, 64), ("dw", 2, 16, 128), ("dw", 1, 16, 128),
-             ("dw", 2, 8, 256), ("dw", 1, 8, 256), ("dw", 2, 4, 512),
-             *[("dw", 1, 4, 512)] * 5, ("dw", 2, 2, 1024), ("dw", 2, 1, 1024)]
+MOBILENET = [
+    ("conv", 1, 32, 32),
+    ("dw", 1, 32, 64),
+    ("dw", 2, 16, 128),
+    ("dw", 1, 16, 128),
+    ("dw", 2, 8, 256),
+    ("dw", 1, 8, 256),
+    ("dw", 2, 4, 512),
+    *[("dw", 1, 4, 512)] * 5,
+    ("dw", 2, 2, 1024),
+    ("dw", 2, 1, 1024),
+]
 
 
 def test_mobilenet_v1_follows_the_seed_stride_table() -> None:
@@ -198,15 +213,17 @@ def test_mobilenet_v1_follows_the_seed_stride_table() -> None:
     for planned, (kind, stride, size, width) in zip(convs, MOBILENET, strict=True):
         assert planned.node.block == {"conv": "conv_bn", "dw": "dw_sep"}[kind]
         assert (planned.args["stride"], planned.out_shape) == (stride, (width, size, size))
-        params = 9 * channels * width + 2 * width if kind == "conv" else dw_sep_params(
-            channels, width)
+        params = (
+            9 * channels * width + 2 * width if kind == "conv" else dw_sep_params(channels, width)
+        )
         assert count_params(planned.block.module)[0] == params
         channels = width
 
 
 # ../shared/seeds/001, the torchvision-like `SqueezeNet` (v1.0): (block, parameters) in order.
 SQUEEZENET_V10 = [
-    ("conv", {"out_channels": 96, "kernel_size": 7, "stride": 2}), ("relu", {}),
+    ("conv", {"out_channels": 96, "kernel_size": 7, "stride": 2}),
+    ("relu", {}),
     ("maxpool", {"kernel_size": 3, "stride": 2, "ceil_mode": True}),
     ("fire", {"squeeze": 16, "expand1x1": 64, "expand3x3": 64}),
     ("fire", {"squeeze": 16, "expand1x1": 64, "expand3x3": 64}),
@@ -218,15 +235,29 @@ SQUEEZENET_V10 = [
     ("fire", {"squeeze": 64, "expand1x1": 256, "expand3x3": 256}),
     ("maxpool", {"kernel_size": 3, "stride": 2, "ceil_mode": True}),
     ("fire", {"squeeze": 64, "expand1x1": 256, "expand3x3": 256}),
-    ("dropout", {"p": 0.5}), ("conv", {"out_channels": 10, "kernel_size": 1}), ("relu", {}),
+    ("dropout", {"p": 0.5}),
+    ("conv", {"out_channels": 10, "kernel_size": 1}),
+    ("relu", {}),
     ("gap", {}),
 ]
 
 # ../shared/seeds/000, "Model Configuration": output sizes at 96x96 (the fire rows are the sizes
 # the fires keep); conv10 + GAP give the 10 class scores.
-SQUEEZENET_V11_SIZES = {"conv1": 47, "maxpool1": 23, "fire2": 23, "fire3": 23, "maxpool2": 11,
-                        "fire4": 11, "fire5": 11, "maxpool3": 5, "fire6": 5, "fire7": 5,
-                        "fire8": 5, "fire9": 5, "conv10": 5}
+SQUEEZENET_V11_SIZES = {
+    "conv1": 47,
+    "maxpool1": 23,
+    "fire2": 23,
+    "fire3": 23,
+    "maxpool2": 11,
+    "fire4": 11,
+    "fire5": 11,
+    "maxpool3": 5,
+    "fire6": 5,
+    "fire7": 5,
+    "fire8": 5,
+    "fire9": 5,
+    "conv10": 5,
+}
 
 
 def test_squeezenet_v10_is_the_seed_implementation() -> None:

@@ -45,10 +45,17 @@ def test_missing_file_names_it(tmp_path: Path):
 
 
 def test_overrides_parse_values_and_walk_lists():
-    document = apply_overrides(parse_spec(TEXT), [
-        "input.size=224", "layers.0.conv.out_channels=16", "train.optimizer.lr=0.05",
-        "name=renamed", "train.epochs=3", "train.schedule.gamma=1e-3",
-    ])
+    document = apply_overrides(
+        parse_spec(TEXT),
+        [
+            "input.size=224",
+            "layers.0.conv.out_channels=16",
+            "train.optimizer.lr=0.05",
+            "name=renamed",
+            "train.epochs=3",
+            "train.schedule.gamma=1e-3",
+        ],
+    )
     assert document.data["train"]["schedule"]["gamma"] == 0.001
     assert document.data["input"]["size"] == 224
     assert document.data["layers"][0]["conv"]["out_channels"] == 16
@@ -63,11 +70,14 @@ def test_overrides_do_not_touch_the_original():
     assert original.data["input"]["size"] == 28
 
 
-@pytest.mark.parametrize("assignment, message", [
-    ("input.size", "KEY=VALUE"),
-    ("layers.9.conv.out_channels=3", "neither an index nor a layer name"),
-    ("name.first=x", "not a mapping"),
-])
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("input.size", "KEY=VALUE"),
+        ("layers.9.conv.out_channels=3", "neither an index nor a layer name"),
+        ("name.first=x", "not a mapping"),
+    ],
+)
 def test_bad_overrides(assignment: str, message: str):
     with pytest.raises(NetbuilderError, match=message):
         apply_overrides(parse_spec(TEXT), [assignment])

@@ -63,8 +63,13 @@ def test_total_params_match_model(compiled) -> None:
 def test_deeper_summary_keeps_totals(compiled) -> None:
     spec, model, plan = compiled
     shallow, deep = summarize(model, plan, spec, 1), summarize(model, plan, spec, 2)
-    for field in ("total_params", "trainable_params", "non_trainable_params", "total_macs",
-                  "memory"):
+    for field in (
+        "total_params",
+        "trainable_params",
+        "non_trainable_params",
+        "total_macs",
+        "memory",
+    ):
         assert getattr(deep, field) == getattr(shallow, field), field
     assert [r for r in deep.layers if r.depth == 1] == list(shallow.layers)
 
@@ -112,9 +117,19 @@ def test_json_has_required_keys(compiled) -> None:
     spec, model, plan = compiled
     summary = summarize(model, plan, spec, 2)
     document = json.loads(format_json(summary))
-    assert {"name", "input_shape", "output_shape", "total_params", "trainable_params",
-            "non_trainable_params", "total_macs", "memory_mb", "layers", "receptive_field",
-            "final_receptive_field"} <= set(document)
+    assert {
+        "name",
+        "input_shape",
+        "output_shape",
+        "total_params",
+        "trainable_params",
+        "non_trainable_params",
+        "total_macs",
+        "memory_mb",
+        "layers",
+        "receptive_field",
+        "final_receptive_field",
+    } <= set(document)
     assert set(document["memory_mb"]) == {"input", "forward_backward", "params", "total"}
     assert document["name"] == spec.name
     assert document["input_shape"] == list(spec.input_shape)
@@ -158,8 +173,11 @@ def test_summary_rejects_a_builder_with_a_wrong_shape() -> None:
     spec = read_spec(REPO_ROOT / "specs" / "model5.yaml")
     model, plan = compile_spec(spec)
     plan[1].block.shape = (16, 25, 25)
-    with pytest.raises(NetbuilderError, match=r"produced shape \[16, 24, 24\] but its builder "
-                                              r"declared \[16, 25, 25\]"):
+    with pytest.raises(
+        NetbuilderError,
+        match=r"produced shape \[16, 24, 24\] but its builder "
+        r"declared \[16, 25, 25\]",
+    ):
         summarize(model, plan, spec)
 
 
@@ -192,8 +210,9 @@ def test_fire_inner_rows() -> None:
     assert rows["fire2.squeeze"].output_shape == (16, 23, 23)
     assert rows["fire2.expand3x3"].output_shape == (64, 23, 23)
     assert rows["fire2.expand3x3"].macs == 64 * 16 * 9 * 23 * 23
-    assert rows["fire2"].macs == sum(rows[f"fire2.{c}"].macs
-                                     for c in ("squeeze", "expand1x1", "expand3x3"))
+    assert rows["fire2"].macs == sum(
+        rows[f"fire2.{c}"].macs for c in ("squeeze", "expand1x1", "expand3x3")
+    )
 
 
 # ---- known values -------------------------------------------------------------------------
@@ -215,8 +234,9 @@ def test_squeezenet_v11_pool_outputs() -> None:
 
 
 def test_single_conv_macs_and_memory_by_hand() -> None:
-    spec = tiny_spec("{channels: 1, size: 28}",
-                     "  - conv: {out_channels: 8, kernel_size: 3, bias: false}\n")
+    spec = tiny_spec(
+        "{channels: 1, size: 28}", "  - conv: {out_channels: 8, kernel_size: 3, bias: false}\n"
+    )
     summary = summary_of(spec)
     (row,) = summary.layers
     assert (row.output_shape, row.params, row.macs) == ((8, 26, 26), 72, 72 * 26 * 26)
@@ -225,14 +245,17 @@ def test_single_conv_macs_and_memory_by_hand() -> None:
     assert summary.memory.forward_backward == 2 * 8 * 26 * 26 * 4 / MB
     assert summary.memory.params == 72 * 4 / MB
     assert summary.memory.total == pytest.approx(
-        summary.memory.input + summary.memory.forward_backward + summary.memory.params)
+        summary.memory.input + summary.memory.forward_backward + summary.memory.params
+    )
 
 
 def test_grouped_conv_and_linear_macs_by_hand() -> None:
-    spec = tiny_spec("{channels: 4, size: 10}",
-                     "  - conv: {out_channels: 8, groups: 2, padding: 1}\n"
-                     "  - flatten: {}\n"
-                     "  - linear: {out_features: 10}\n")
+    spec = tiny_spec(
+        "{channels: 4, size: 10}",
+        "  - conv: {out_channels: 8, groups: 2, padding: 1}\n"
+        "  - flatten: {}\n"
+        "  - linear: {out_features: 10}\n",
+    )
     conv, flatten, linear = summary_of(spec).layers
     assert conv.macs == (8 * 2 * 3 * 3) * 10 * 10  # each output sees in_channels / groups = 2
     assert conv.params == 8 * 2 * 9 + 8
@@ -241,12 +264,14 @@ def test_grouped_conv_and_linear_macs_by_hand() -> None:
 
 
 def test_receptive_field_of_a_tiny_stack() -> None:
-    spec = tiny_spec("{channels: 1, size: 28}",
-                     "  - conv: {out_channels: 4}\n"
-                     "  - conv: {out_channels: 4}\n"
-                     "  - maxpool: {kernel_size: 2}\n"
-                     "  - flatten: {}\n"
-                     "  - linear: {out_features: 10}\n")
+    spec = tiny_spec(
+        "{channels: 1, size: 28}",
+        "  - conv: {out_channels: 4}\n"
+        "  - conv: {out_channels: 4}\n"
+        "  - maxpool: {kernel_size: 2}\n"
+        "  - flatten: {}\n"
+        "  - linear: {out_features: 10}\n",
+    )
     summary = summary_of(spec)
     rows = summary.receptive_field
     assert [r.layer for r in rows] == ["conv1", "conv2", "maxpool1", "flatten1"]
@@ -258,10 +283,12 @@ def test_receptive_field_of_a_tiny_stack() -> None:
 
 
 def test_receptive_field_with_padding_and_stride() -> None:
-    spec = tiny_spec("{channels: 1, size: 32}",
-                     "  - conv: {out_channels: 4, kernel_size: 5, stride: 2, padding: 2}\n"
-                     "  - conv: {out_channels: 4, kernel_size: 3, stride: 2, padding: 1}\n"
-                     "  - gap: {}\n")
+    spec = tiny_spec(
+        "{channels: 1, size: 32}",
+        "  - conv: {out_channels: 4, kernel_size: 5, stride: 2, padding: 2}\n"
+        "  - conv: {out_channels: 4, kernel_size: 3, stride: 2, padding: 1}\n"
+        "  - gap: {}\n",
+    )
     first, second, gap = summary_of(spec).receptive_field
     assert (first.n_out, first.j_out, first.r_out, first.start) == (16, 2, 5, 0.5)
     assert (second.n_out, second.j_out, second.r_out, second.start) == (8, 4, 9, 0.5)
@@ -272,8 +299,9 @@ def test_receptive_field_with_padding_and_stride() -> None:
 # ---- golden outputs -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("stem", "depth"), [("model5", 1), ("model5", 2),
-                                             ("squeezenet_v11", 1), ("squeezenet_v11", 2)])
+@pytest.mark.parametrize(
+    ("stem", "depth"), [("model5", 1), ("model5", 2), ("squeezenet_v11", 1), ("squeezenet_v11", 2)]
+)
 def test_table_matches_golden(stem: str, depth: int) -> None:
     text = format_table(summary_of(read_spec(REPO_ROOT / "specs" / f"{stem}.yaml"), depth))
     golden = GOLDEN_DIR / (f"{stem}.txt" if depth == 1 else f"{stem}_depth{depth}.txt")
@@ -283,7 +311,8 @@ def test_table_matches_golden(stem: str, depth: int) -> None:
     assert golden.exists(), f"{golden} is missing; create it with NETBUILDER_UPDATE_GOLDEN=1"
     assert text == golden.read_text(encoding="utf-8"), (
         f"summary of {stem} differs from {golden.name}; if the change is intended, rerun with "
-        "NETBUILDER_UPDATE_GOLDEN=1 and review the diff")
+        "NETBUILDER_UPDATE_GOLDEN=1 and review the diff"
+    )
 
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
@@ -293,9 +322,11 @@ def test_memory_matches_torchsummary(path: Path) -> None:
     spec = read_spec(path)
     model, plan = compile_spec(spec)
     values: list[int] = []
-    handles = [m.register_forward_hook(lambda _m, _i, out: values.append(out[0].numel()))
-               for m in model.modules()
-               if not isinstance(m, (torch.nn.Sequential, torch.nn.ModuleList)) and m is not model]
+    handles = [
+        m.register_forward_hook(lambda _m, _i, out: values.append(out[0].numel()))
+        for m in model.modules()
+        if not isinstance(m, (torch.nn.Sequential, torch.nn.ModuleList)) and m is not model
+    ]
     with torch.no_grad():
         model.eval()(torch.zeros(1, *spec.input_shape))
     for handle in handles:
@@ -307,8 +338,9 @@ def test_memory_matches_torchsummary(path: Path) -> None:
 
 def test_memory_counts_a_new_block_output_but_not_a_passed_on_one() -> None:
     """Fire concatenates (a new tensor: counted); conv_bn hands on its last layer's output."""
-    fire = tiny_spec("{channels: 4, size: 8}",
-                     "  - fire: {squeeze: 2, expand1x1: 3, expand3x3: 5}\n")
+    fire = tiny_spec(
+        "{channels: 4, size: 8}", "  - fire: {squeeze: 2, expand1x1: 3, expand3x3: 5}\n"
+    )
     inner = 2 * (2 + 3 + 5) * 64  # squeeze, both expands, and the ReLU after each
     assert summary_of(fire).memory.forward_backward == 2 * (inner + 8 * 64) * 4 / MB
     conv_bn = tiny_spec("{channels: 1, size: 8}", "  - conv_bn: {out_channels: 4, padding: 1}\n")

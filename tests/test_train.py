@@ -32,8 +32,16 @@ from netbuilder.training.records import METRIC_FIELDS, TIMING_FIELDS, read_metri
 from netbuilder.training.run import run_training
 
 MNIST_RAW = ROOT.parent / "shared" / "data" / "MNIST" / "raw"
-RUN_FILES = ("spec.yaml", "metrics.csv", "curves.png", "confusion.png", "confusion.csv",
-             "summary.txt", "last.pt", "best.pt")
+RUN_FILES = (
+    "spec.yaml",
+    "metrics.csv",
+    "curves.png",
+    "confusion.png",
+    "confusion.csv",
+    "summary.txt",
+    "last.pt",
+    "best.pt",
+)
 SYNTHETIC_BATCHES = 512 // 32  # default synthetic training set, batch size 32
 
 
@@ -72,14 +80,18 @@ def test_train_config_fills_defaults_under_partial_sections(tmp_path: Path) -> N
     assert TrainConfig.from_data(config.to_dict()) == config
 
 
-@pytest.mark.parametrize(("train", "message"), [
-    ({"transforms": {"normalize": {"mean": [0.1, 0.2]}}}, "normalize.mean: has 2 values"),
-    ({"schedule": {"name": "onecycle", "warmup_epochs": 1}}, "set pct_start"),
-    ({"schedule": {"warmup_epochs": 2}}, "must be less than train.epochs"),
-    ({"optimizer": {"momentum": 0, "nesterov": True}}, "nesterov: .* needs momentum > 0"),
-])
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        ({"transforms": {"normalize": {"mean": [0.1, 0.2]}}}, "normalize.mean: has 2 values"),
+        ({"schedule": {"name": "onecycle", "warmup_epochs": 1}}, "set pct_start"),
+        ({"schedule": {"warmup_epochs": 2}}, "must be less than train.epochs"),
+        ({"optimizer": {"momentum": 0, "nesterov": True}}, "nesterov: .* needs momentum > 0"),
+    ],
+)
 def test_inconsistent_train_settings_are_refused_when_the_spec_is_read(
-        tmp_path: Path, train: dict, message: str) -> None:
+    tmp_path: Path, train: dict, message: str
+) -> None:
     with pytest.raises(NetbuilderError, match=message):
         load_spec_data(tmp_path, train=train)
 
@@ -97,8 +109,9 @@ def test_train_rules_are_enforced_by_the_runner_too(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("head", ["log_softmax", None])
-def test_loss_is_cross_entropy_for_logits_and_log_probabilities(tmp_path: Path,
-                                                                head: str | None) -> None:
+def test_loss_is_cross_entropy_for_logits_and_log_probabilities(
+    tmp_path: Path, head: str | None
+) -> None:
     _, plan = compile_spec(load_spec_data(tmp_path, head=head), device="meta")
     assert isinstance(make_loss(output_kind(plan)), nn.CrossEntropyLoss)
 
@@ -115,12 +128,12 @@ def test_cross_entropy_on_log_probabilities_equals_it_on_logits(smoothing: float
     logits = torch.randn(8, 10, generator=torch.Generator().manual_seed(0)) * 5
     target = torch.arange(8)
     loss = nn.CrossEntropyLoss(label_smoothing=smoothing)
-    assert torch.allclose(loss(logits.log_softmax(dim=1), target), loss(logits, target),
-                          atol=1e-6)
+    assert torch.allclose(loss(logits.log_softmax(dim=1), target), loss(logits, target), atol=1e-6)
 
 
-def lr_trace(tmp_path: Path, schedule: dict[str, Any], steps_per_epoch: int = 10,
-             epochs: int = 4) -> list[float]:
+def lr_trace(
+    tmp_path: Path, schedule: dict[str, Any], steps_per_epoch: int = 10, epochs: int = 4
+) -> list[float]:
     spec = load_spec_data(tmp_path, train={"epochs": epochs, "schedule": schedule})
     config = spec.train
     optimizer = make_optimizer(nn.Linear(2, 2).parameters(), config.optimizer)
@@ -158,8 +171,9 @@ def test_transform_resizes_and_repeats_grey_channels() -> None:
 
 
 @pytest.mark.slow
-def test_short_run_writes_the_run_folder(tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_short_run_writes_the_run_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec = load_spec_data(tmp_path, train={"epochs": 3})
     result = run_training(spec, tmp_path / "run")  # stderr is no TTY: plain lines
     run_dir = tmp_path / "run"
@@ -174,8 +188,10 @@ def test_short_run_writes_the_run_folder(tmp_path: Path,
     for image in ("curves.png", "confusion.png"):
         assert (run_dir / image).read_bytes().startswith(b"\x89PNG")
     confusion = (run_dir / "confusion.csv").read_text().splitlines()
-    assert len(confusion) == 11 and sum(sum(map(int, line.split(",")[1:]))
-                                        for line in confusion[1:]) == 256
+    assert (
+        len(confusion) == 11
+        and sum(sum(map(int, line.split(",")[1:])) for line in confusion[1:]) == 256
+    )
     saved = yaml.safe_load((run_dir / "spec.yaml").read_text())
     assert saved["train"]["optimizer"]["nesterov"] is False  # full config, defaults included
     assert read_spec(run_dir / "spec.yaml").name == "tiny"  # and still a valid spec
@@ -190,19 +206,25 @@ def test_same_seed_gives_identical_weights(tmp_path: Path) -> None:
     spec = load_spec_data(tmp_path, dropout=0.2, train=train)
     for name in ("a", "b"):
         run_training(spec, tmp_path / name, progress=False)
-    assert_same_weights(model_state(tmp_path / "a" / "last.pt"),
-                        model_state(tmp_path / "b" / "last.pt"))
+    assert_same_weights(
+        model_state(tmp_path / "a" / "last.pt"), model_state(tmp_path / "b" / "last.pt")
+    )
     other = load_spec_data(tmp_path, dropout=0.2, train={**train, "seed": 2})
     run_training(other, tmp_path / "c", progress=False)
-    assert not torch.equal(model_state(tmp_path / "a" / "last.pt")["conv1.weight"],
-                           model_state(tmp_path / "c" / "last.pt")["conv1.weight"])
+    assert not torch.equal(
+        model_state(tmp_path / "a" / "last.pt")["conv1.weight"],
+        model_state(tmp_path / "c" / "last.pt")["conv1.weight"],
+    )
 
 
 @pytest.mark.slow
 def test_rgb_non_square_spec_trains_on_grey_data(tmp_path: Path) -> None:
-    spec = load_spec_data(tmp_path, channels=3, size=[12, 16],
-                          train={"epochs": 1, "transforms": {"normalize": {
-                              "mean": [0.1, 0.1, 0.1], "std": [0.2]}}})
+    spec = load_spec_data(
+        tmp_path,
+        channels=3,
+        size=[12, 16],
+        train={"epochs": 1, "transforms": {"normalize": {"mean": [0.1, 0.1, 0.1], "std": [0.2]}}},
+    )
     result = run_training(spec, tmp_path / "run", progress=False)
     assert result.epochs == 1
 
@@ -249,17 +271,25 @@ class PoisonAfter(nn.Module):
         return loss
 
 
-def test_nan_loss_keeps_the_previous_checkpoint(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nan_loss_keeps_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_make = loop_module.make_loss
-    monkeypatch.setattr(loop_module, "make_loss", lambda head, smoothing=0.0: PoisonAfter(
-        real_make(head, smoothing), SYNTHETIC_BATCHES + 2))
+    monkeypatch.setattr(
+        loop_module,
+        "make_loss",
+        lambda head, smoothing=0.0: PoisonAfter(real_make(head, smoothing), SYNTHETIC_BATCHES + 2),
+    )
     spec = load_spec_data(tmp_path, train={"epochs": 3})
     run_dir = tmp_path / "run"
     after_epoch: list[bytes] = []
     with pytest.raises(NetbuilderError, match="at epoch 2, batch 3 of 16"):
-        run_training(spec, run_dir, progress=False,
-                     on_epoch=lambda row: after_epoch.append((run_dir / "last.pt").read_bytes()))
+        run_training(
+            spec,
+            run_dir,
+            progress=False,
+            on_epoch=lambda row: after_epoch.append((run_dir / "last.pt").read_bytes()),
+        )
     assert len(after_epoch) == 1
     assert (run_dir / "last.pt").read_bytes() == after_epoch[0]
     assert len(read_metrics(run_dir / "metrics.csv")) == 1
@@ -271,8 +301,15 @@ def test_nan_loss_keeps_the_previous_checkpoint(tmp_path: Path,
 
 def test_unknown_dataset_is_a_one_line_error(tmp_path: Path, run_cli) -> None:
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec())
-    result = run_cli("train", str(spec), "--set", "train.dataset=cifar10", "--out",
-                     str(tmp_path / "run"), "--no-progress")
+    result = run_cli(
+        "train",
+        str(spec),
+        "--set",
+        "train.dataset=cifar10",
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+    )
     assert result.code == 2
     assert len(result.err.strip().splitlines()) == 1
     assert "cifar10" in result.err and "synthetic" in result.err
@@ -280,8 +317,15 @@ def test_unknown_dataset_is_a_one_line_error(tmp_path: Path, run_cli) -> None:
 
 def test_missing_mnist_files_are_named(tmp_path: Path, run_cli) -> None:
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec(train={"dataset": "mnist"}))
-    result = run_cli("train", str(spec), "--data-dir", str(tmp_path / "nothing"), "--out",
-                     str(tmp_path / "run"), "--no-progress")
+    result = run_cli(
+        "train",
+        str(spec),
+        "--data-dir",
+        str(tmp_path / "nothing"),
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+    )
     assert result.code == 2
     assert len(result.err.strip().splitlines()) == 1
     assert "MNIST/raw/train-images-idx3-ubyte" in result.err
@@ -290,9 +334,23 @@ def test_missing_mnist_files_are_named(tmp_path: Path, run_cli) -> None:
 @pytest.mark.slow
 def test_train_flags_become_overrides(tmp_path: Path, run_cli) -> None:
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec())
-    result = run_cli("train", str(spec), "--epochs", "1", "--lr", "1e-2", "--batch-size", "64",
-                     "--seed", "3", "--device", "cpu", "--out", str(tmp_path / "run"),
-                     "--no-progress")
+    result = run_cli(
+        "train",
+        str(spec),
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-2",
+        "--batch-size",
+        "64",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+    )
     assert result.code == 0, result.err
     assert result.out.startswith("epoch 1/1: ")
     saved = yaml.safe_load((tmp_path / "run" / "spec.yaml").read_text())["train"]
@@ -316,13 +374,20 @@ def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> Non
 @pytest.mark.slow
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     epochs = 4
-    train = {"epochs": epochs, "schedule": {"name": "cosine", "warmup_epochs": 1},
-             "transforms": {"augment": {"rotation": 10, "translate": 0.1}}}
+    train = {
+        "epochs": epochs,
+        "schedule": {"name": "cosine", "warmup_epochs": 1},
+        "transforms": {"augment": {"rotation": 10, "translate": 0.1}},
+    }
     spec_path = write_spec(tmp_path / "spec.yaml", tiny_spec(dropout=0.2, train=train))
     run_dir = tmp_path / "killed"
     command = [sys.executable, str(ROOT / "cli.py"), "train", str(spec_path), "--no-progress"]
-    process = subprocess.Popen([*command, "--out", str(run_dir)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [*command, "--out", str(run_dir)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_for(run_dir / "last.pt", process)
         process.kill()  # SIGKILL: no cleanup, as after a crash or an OOM kill
@@ -332,17 +397,20 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> No
     killed_at = load_checkpoint(run_dir / "last.pt")["epoch"]
     assert 1 <= killed_at < epochs, "the run finished before it could be killed"
 
-    resumed = subprocess.run([*command, "--resume", str(run_dir)], cwd=ROOT,
-                             capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run(
+        [*command, "--resume", str(run_dir)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.startswith(f"epoch {killed_at + 1}/{epochs}: ")
 
     spec = read_spec(spec_path)
     run_training(spec, tmp_path / "straight", progress=False)
-    assert_same_weights(model_state(run_dir / "last.pt"),
-                        model_state(tmp_path / "straight" / "last.pt"))
+    assert_same_weights(
+        model_state(run_dir / "last.pt"), model_state(tmp_path / "straight" / "last.pt")
+    )
     assert without_timing(read_metrics(run_dir / "metrics.csv")) == without_timing(
-        read_metrics(tmp_path / "straight" / "metrics.csv"))
+        read_metrics(tmp_path / "straight" / "metrics.csv")
+    )
     assert not list(run_dir.glob(".*.tmp"))
 
 
@@ -371,11 +439,17 @@ def test_resuming_a_finished_run_only_rewrites_the_records(tmp_path: Path) -> No
 @pytest.mark.integration
 @pytest.mark.skipif(not MNIST_RAW.is_dir(), reason="needs ../shared/data/MNIST/raw")
 def test_one_epoch_on_real_mnist(tmp_path: Path) -> None:
-    spec = load_spec_data(tmp_path, size=28, train={
-        "dataset": "mnist", "epochs": 1, "batch_size": 256,
-        "transforms": {"normalize": {"mean": [0.1307], "std": [0.3081]}}})
-    result = run_training(spec, tmp_path / "run", progress=False,
-                          data_dir=MNIST_RAW.parents[1])
+    spec = load_spec_data(
+        tmp_path,
+        size=28,
+        train={
+            "dataset": "mnist",
+            "epochs": 1,
+            "batch_size": 256,
+            "transforms": {"normalize": {"mean": [0.1307], "std": [0.3081]}},
+        },
+    )
+    result = run_training(spec, tmp_path / "run", progress=False, data_dir=MNIST_RAW.parents[1])
     assert result.final_test_acc > 0.25  # a 414-parameter net after one epoch; chance is 0.1
     assert make_transform(spec, result.config).size == (28, 28)
 
@@ -391,8 +465,10 @@ def test_ema_weights_are_tested_saved_and_resumed_exactly(tmp_path: Path) -> Non
     assert payload["ema_state"]["n_averaged"].item() == 2 * SYNTHETIC_BATCHES
     from netbuilder.inference import evaluate_checkpoint
 
-    assert evaluate_checkpoint(tmp_path / "straight" / "last.pt", device="cpu").accuracy == \
-        straight.final_test_acc  # the tested weights are the saved ones
+    assert (
+        evaluate_checkpoint(tmp_path / "straight" / "last.pt", device="cpu").accuracy
+        == straight.final_test_acc
+    )  # the tested weights are the saved ones
     with pytest.raises(KeyboardInterrupt):  # stopped after its first epoch's checkpoint
         run_training(spec, tmp_path / "resumed", progress=False, on_epoch=_stop)
     run_training(spec, tmp_path / "resumed", resume=True, progress=False)

@@ -40,10 +40,13 @@ def test_train_fields_are_declared_in_one_module_only() -> None:
     trainer's defaults), no field is spelt out as a string: they all read spec/config.py."""
     # words that are also other things: a block parameter or CLI option (name, seed, device,
     # dataset), the metrics column `lr`
-    names = set(leaf_fields(TrainConfig().to_dict())) - {"name", "seed", "device", "dataset",
-                                                         "lr"}
-    consumers = [PACKAGE / "spec" / "schema.py", PACKAGE / "cli.py", PACKAGE / "cli_train.py",
-                 *(PACKAGE / "training").glob("*.py")]
+    names = set(leaf_fields(TrainConfig().to_dict())) - {"name", "seed", "device", "dataset", "lr"}
+    consumers = [
+        PACKAGE / "spec" / "schema.py",
+        PACKAGE / "cli.py",
+        PACKAGE / "cli_train.py",
+        *(PACKAGE / "training").glob("*.py"),
+    ]
     for path in consumers:
         text = path.read_text()
         quoted = [n for n in names if re.search(rf"[\"']{n}[\"']", text)]
@@ -51,34 +54,67 @@ def test_train_fields_are_declared_in_one_module_only() -> None:
 
 
 @pytest.mark.slow
-def test_imagefolder_trains_predicts_names_and_caches(image_folder: Path, tmp_path: Path,
-                                                      run_cli) -> None:
-    data = tiny_spec(size=16, train={"dataset": "imagefolder", "epochs": 12, "batch_size": 8,
-                                     "optimizer": {"lr": 0.05}})
+def test_imagefolder_trains_predicts_names_and_caches(
+    image_folder: Path, tmp_path: Path, run_cli
+) -> None:
+    data = tiny_spec(
+        size=16,
+        train={"dataset": "imagefolder", "epochs": 12, "batch_size": 8, "optimizer": {"lr": 0.05}},
+    )
     data["num_classes"] = 3
     del data["train"]["transforms"]  # statistics come from the training images
     spec_path = write_spec(tmp_path / "shapes.yaml", data)
-    result = run_cli("train", str(spec_path), "--data-dir", str(image_folder), "--out",
-                     str(tmp_path / "run"), "--no-progress")
+    result = run_cli(
+        "train",
+        str(spec_path),
+        "--data-dir",
+        str(image_folder),
+        "--out",
+        str(tmp_path / "run"),
+        "--no-progress",
+    )
     assert result.code == 0, result.err
     checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
     assert checkpoint["class_names"] == list(SHAPES)
     recorded = yaml.safe_load((tmp_path / "run" / "spec.yaml").read_text())["train"]
-    mean, std = recorded["transforms"]["normalize"]["mean"], recorded["transforms"]["normalize"][
-        "std"]
+    mean, std = (
+        recorded["transforms"]["normalize"]["mean"],
+        recorded["transforms"]["normalize"]["std"],
+    )
     assert len(mean) == 1 and 0.1 < mean[0] < 0.6 and 0.1 < std[0] < 0.6
     assert checkpoint["best_test_acc"] > 0.6  # chance is 1/3
 
     cached = sorted((image_folder / CACHE_DIR).glob("*.pt"))
     assert [p.name.split("-")[0] for p in cached] == ["test", "train"]
     stamps = [p.stat().st_mtime_ns for p in cached]
-    again = run_cli("train", str(spec_path), "--data-dir", str(image_folder), "--out",
-                    str(tmp_path / "again"), "--no-progress", "--epochs", "1")
+    again = run_cli(
+        "train",
+        str(spec_path),
+        "--data-dir",
+        str(image_folder),
+        "--out",
+        str(tmp_path / "again"),
+        "--no-progress",
+        "--epochs",
+        "1",
+    )
     assert again.code == 0, again.err
     assert [p.stat().st_mtime_ns for p in cached] == stamps  # read back, not rebuilt
     Image.fromarray(draw("circle", 50)).save(image_folder / "train" / "circle" / "new.png")
-    assert run_cli("train", str(spec_path), "--data-dir", str(image_folder), "--out",
-                   str(tmp_path / "third"), "--no-progress", "--epochs", "1").code == 0
+    assert (
+        run_cli(
+            "train",
+            str(spec_path),
+            "--data-dir",
+            str(image_folder),
+            "--out",
+            str(tmp_path / "third"),
+            "--no-progress",
+            "--epochs",
+            "1",
+        ).code
+        == 0
+    )
     assert len(list((image_folder / CACHE_DIR).glob("train-*.pt"))) == 2  # a new file list
 
     picture = tmp_path / "query.png"
@@ -107,8 +143,7 @@ def test_imagefolder_errors_are_one_line(image_folder: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_bf16_autocast_trains_on_cpu_with_fp32_weights(tmp_path: Path) -> None:
-    spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={
-        "epochs": 2, "amp": "bf16"})))
+    spec = read_spec(write_spec(tmp_path / "s.yaml", tiny_spec(train={"epochs": 2, "amp": "bf16"})))
     result = run_training(spec, tmp_path / "run", progress=False)
     weights = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
     assert all(t.dtype in (torch.float32, torch.int64) for t in weights.values())
@@ -124,8 +159,10 @@ def test_amp_modes() -> None:
         autocast_dtype("fp16", cpu)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
-                    reason="the optional tensorboard extra is not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorboard") is None,
+    reason="the optional tensorboard extra is not installed",
+)
 @pytest.mark.slow
 def test_tensorboard_events_are_written(tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -140,7 +177,12 @@ def test_tensorboard_events_are_written(tmp_path: Path) -> None:
 
 
 def test_cli_device_choices_come_from_the_config() -> None:
-    out = subprocess.run([sys.executable, "cli.py", "train", "--help"], cwd=ROOT,
-                         capture_output=True, text=True, check=True,
-                         env={**os.environ, "COLUMNS": "200"}).stdout
+    out = subprocess.run(
+        [sys.executable, "cli.py", "train", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "200"},
+    ).stdout
     assert "{auto,cpu,cuda,mps}" in out

@@ -27,8 +27,11 @@ def test_readme_links_the_zoo() -> None:
 
 def test_grid_is_the_product_of_the_sweeps() -> None:
     assert grid(["params.width=0.5,1.0", "train.seed=1,2"]) == [
-        ["params.width=0.5", "train.seed=1"], ["params.width=0.5", "train.seed=2"],
-        ["params.width=1.0", "train.seed=1"], ["params.width=1.0", "train.seed=2"]]
+        ["params.width=0.5", "train.seed=1"],
+        ["params.width=0.5", "train.seed=2"],
+        ["params.width=1.0", "train.seed=1"],
+        ["params.width=1.0", "train.seed=2"],
+    ]
     with pytest.raises(NetbuilderError, match="--sweep expects KEY=V1,V2"):
         grid(["params.width"])
 
@@ -39,8 +42,15 @@ def test_a_sweep_trains_each_point_and_reports(run_cli, tmp_path: Path) -> None:
     data["params"] = {"width": 4}
     data["layers"][0]["conv_bn"]["out_channels"] = "${width}"
     spec = write_spec(tmp_path / "spec.yaml", data)
-    result = run_cli("train", str(spec), "--sweep", "params.width=2,8", "--out",
-                     str(tmp_path / "sweep"), "--no-progress")
+    result = run_cli(
+        "train",
+        str(spec),
+        "--sweep",
+        "params.width=2,8",
+        "--out",
+        str(tmp_path / "sweep"),
+        "--no-progress",
+    )
     assert result.code == 0, result.err
     rows = list(csv.DictReader((tmp_path / "sweep" / "sweep.csv").open()))
     assert [row["point"] for row in rows] == ["params.width=2", "params.width=8"]

@@ -10,11 +10,11 @@ from torch import nn
 
 from ..spec.registry import Arg, Block, Shape, register
 
-ActivationName = Literal["relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "hardswish",
-                         "sigmoid", "tanh", "none"]
+ActivationName = Literal[
+    "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "hardswish", "sigmoid", "tanh", "none"
+]
 ActivationArg = Annotated[ActivationName, Arg("non-linearity ('none' for a linear layer)")]
-NegativeSlope = Annotated[float, Arg("slope for negative inputs (leaky_relu only)",
-                                     minimum=0)]
+NegativeSlope = Annotated[float, Arg("slope for negative inputs (leaky_relu only)", minimum=0)]
 _FACTORIES: dict[str, Callable[[float], nn.Module]] = {
     "relu": lambda _: nn.ReLU(inplace=True),
     "relu6": lambda _: nn.ReLU6(inplace=True),

@@ -16,25 +16,31 @@ from torch import nn
 from ..errors import NetbuilderError
 from ..spec.registry import Arg, Shape, Window, format_shape
 
-Init = Literal["torch", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal",
-               "small_normal"]
+Init = Literal[
+    "torch", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal", "small_normal"
+]
 InitArg = Annotated[
     Init,
-    Arg("weight initialisation: PyTorch's default, Kaiming (He) or Xavier (Glorot) uniform or "
-        "normal with zero bias, or N(0, 0.01) with zero bias (SqueezeNet's final conv)"),
+    Arg(
+        "weight initialisation: PyTorch's default, Kaiming (He) or Xavier (Glorot) uniform or "
+        "normal with zero bias, or N(0, 0.01) with zero bias (SqueezeNet's final conv)"
+    ),
 ]
 OutChannels = Annotated[int, Arg("output channels", minimum=1, channels=True)]
 Pair = tuple[int, int]
-KernelSize = Annotated[int | tuple[int, int], Arg("kernel size: n, or [height, width]",
-                                                  minimum=1)]
+KernelSize = Annotated[int | tuple[int, int], Arg("kernel size: n, or [height, width]", minimum=1)]
 Stride = Annotated[int | tuple[int, int], Arg("stride: n, or [height, width]", minimum=1)]
 Padding = Annotated[
     int | tuple[int, int] | Literal["same", "valid"],
-    Arg("zero padding on each side: n, [height, width], 'same' (odd kernels; the output keeps "
-        "ceil(size / stride)) or 'valid' (none)", minimum=0),
+    Arg(
+        "zero padding on each side: n, [height, width], 'same' (odd kernels; the output keeps "
+        "ceil(size / stride)) or 'valid' (none)",
+        minimum=0,
+    ),
 ]
-Dilation = Annotated[int | tuple[int, int], Arg("spacing between kernel taps: n, or "
-                                                "[height, width]", minimum=1)]
+Dilation = Annotated[
+    int | tuple[int, int], Arg("spacing between kernel taps: n, or [height, width]", minimum=1)
+]
 
 
 def pair(value: int | Sequence[int]) -> Pair:
@@ -55,8 +61,13 @@ class Geometry:
     dilation: Pair = (1, 1)
 
     @classmethod
-    def of(cls, kernel: int | Sequence[int], stride: int | Sequence[int],
-           padding: int | Sequence[int] | str, dilation: int | Sequence[int] = 1) -> Geometry:
+    def of(
+        cls,
+        kernel: int | Sequence[int],
+        stride: int | Sequence[int],
+        padding: int | Sequence[int] | str,
+        dilation: int | Sequence[int] = 1,
+    ) -> Geometry:
         kernel, dilation = pair(kernel), pair(dilation)
         return cls(kernel, pair(stride), resolve_padding(padding, kernel, dilation), dilation)
 
@@ -68,23 +79,34 @@ class Geometry:
 
     def window(self) -> Window:
         """The window along the height, and along the width where that differs."""
-        return Window(self.span[0], self.stride[0], self.padding[0], self.span[1],
-                      self.stride[1], self.padding[1])
+        return Window(
+            self.span[0],
+            self.stride[0],
+            self.padding[0],
+            self.span[1],
+            self.stride[1],
+            self.padding[1],
+        )
 
-    def out_shape(self, in_shape: Shape, channels: int, block: str, *,
-                  ceil_mode: bool = False) -> Shape:
+    def out_shape(
+        self, in_shape: Shape, channels: int, block: str, *, ceil_mode: bool = False
+    ) -> Shape:
         """(channels, H, W) after the window, or a NetbuilderError when nothing would be left."""
         _, height, width = feature_map(in_shape, block)
-        sizes = [output_size(n, k, s, p, ceil_mode=ceil_mode)
-                 for n, k, s, p in zip((height, width), self.span, self.stride, self.padding,
-                                       strict=True)]
+        sizes = [
+            output_size(n, k, s, p, ceil_mode=ceil_mode)
+            for n, k, s, p in zip(
+                (height, width), self.span, self.stride, self.padding, strict=True
+            )
+        ]
         if min(sizes) < 1:
             raise NetbuilderError(
                 f"spatial size collapses: a {_pair_text(self.span)} window with stride "
                 f"{_pair_text(self.stride, ', ')} and padding {_pair_text(self.padding, ', ')} "
                 f"does not fit a {height}x{width} input (output would be "
                 f"{max(0, sizes[0])}x{max(0, sizes[1])}); use a larger input size, padding or "
-                "fewer downsampling layers")
+                "fewer downsampling layers"
+            )
         return (channels, *sizes)
 
 
@@ -104,11 +126,13 @@ def resolve_padding(padding: int | Sequence[int] | str, kernel: Pair, dilation: 
         if any(span % 2 == 0 for span in spans):
             raise NetbuilderError(
                 f"padding 'same' needs an odd kernel, got {kernel[0]}x{kernel[1]}; an even one "
-                "would need more padding on one side than the other: give padding as numbers")
+                "would need more padding on one side than the other: give padding as numbers"
+            )
         return spans[0] // 2, spans[1] // 2
     if isinstance(padding, str):
-        raise NetbuilderError(f"padding must be a number, [height, width], 'same' or 'valid'; "
-                              f"got {padding!r}")
+        raise NetbuilderError(
+            f"padding must be a number, [height, width], 'same' or 'valid'; got {padding!r}"
+        )
     return pair(padding)
 
 
@@ -122,8 +146,7 @@ def feature_map(in_shape: Shape, block: str) -> tuple[int, int, int]:
     return in_shape[0], in_shape[1], in_shape[2]
 
 
-def output_size(size: int, span: int, stride: int, padding: int, *,
-                ceil_mode: bool = False) -> int:
+def output_size(size: int, span: int, stride: int, padding: int, *, ceil_mode: bool = False) -> int:
     """PyTorch's conv/pool output length (0 or less when the window does not fit)."""
     extent = size + 2 * padding - span
     steps = math.ceil(extent / stride) if ceil_mode else extent // stride
@@ -138,7 +161,8 @@ def check_groups(in_channels: int, out_channels: int, groups: int) -> None:
     if in_channels % groups or out_channels % groups:
         raise NetbuilderError(
             f"groups {groups} must divide both the input channels ({in_channels}) and "
-            f"out_channels ({out_channels})")
+            f"out_channels ({out_channels})"
+        )
 
 
 def check_pool_padding(geometry: Geometry) -> None:
@@ -147,7 +171,8 @@ def check_pool_padding(geometry: Geometry) -> None:
         if 2 * padding > kernel:
             raise NetbuilderError(
                 f"padding {padding} is more than half the kernel size {kernel}; a pool pads "
-                f"at most {kernel // 2} on each side")
+                f"at most {kernel // 2} on each side"
+            )
 
 
 def initialise(module: nn.Module, init: Init) -> nn.Module:

@@ -28,10 +28,8 @@ DropoutArg = Annotated[
     float, Arg("dropout probability after the block (0 = none)", minimum=0, exclusive_maximum=1)
 ]
 Groups = Annotated[int, Arg("channel groups (in and out channels must divide)", minimum=1)]
-BnEps = Annotated[float, Arg("BatchNorm: added to the variance for stability",
-                             exclusive_minimum=0)]
-BnMomentum = Annotated[float, Arg("BatchNorm: running-statistics momentum", minimum=0,
-                                  maximum=1)]
+BnEps = Annotated[float, Arg("BatchNorm: added to the variance for stability", exclusive_minimum=0)]
+BnMomentum = Annotated[float, Arg("BatchNorm: running-statistics momentum", minimum=0, maximum=1)]
 
 
 def named_sequential(
@@ -75,13 +73,24 @@ def conv(
     channels = feature_map(in_shape, "conv")[0]
     check_groups(channels, out_channels, groups)
     geometry = Geometry.of(kernel_size, stride, padding, dilation)
-    module: nn.Module = nn.Conv2d(channels, out_channels, geometry.kernel, geometry.stride,
-                                  geometry.padding, geometry.dilation, groups=groups, bias=bias)
+    module: nn.Module = nn.Conv2d(
+        channels,
+        out_channels,
+        geometry.kernel,
+        geometry.stride,
+        geometry.padding,
+        geometry.dilation,
+        groups=groups,
+        bias=bias,
+    )
     act = activation_layer(activation, negative_slope)
     if act is not None:
         module = ConvAct(OrderedDict([("conv", module), ("act", act)]))
-    return Block(initialise(module, init), geometry.out_shape(in_shape, out_channels, "conv"),
-                 geometry.window())
+    return Block(
+        initialise(module, init),
+        geometry.out_shape(in_shape, out_channels, "conv"),
+        geometry.window(),
+    )
 
 
 @register("conv_bn")
@@ -110,15 +119,31 @@ def conv_bn(
     check_groups(channels, out_channels, groups)
     geometry = Geometry.of(kernel_size, stride, padding, dilation)
     layers: list[tuple[str, nn.Module | None]] = [
-        ("conv", nn.Conv2d(channels, out_channels, geometry.kernel, geometry.stride,
-                           geometry.padding, geometry.dilation, groups=groups, bias=bias)),
+        (
+            "conv",
+            nn.Conv2d(
+                channels,
+                out_channels,
+                geometry.kernel,
+                geometry.stride,
+                geometry.padding,
+                geometry.dilation,
+                groups=groups,
+                bias=bias,
+            ),
+        ),
     ]
-    norm_and_act = [("bn", nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum)),
-                    ("act", activation_layer(activation, negative_slope))]
+    norm_and_act = [
+        ("bn", nn.BatchNorm2d(out_channels, eps=bn_eps, momentum=bn_momentum)),
+        ("act", activation_layer(activation, negative_slope)),
+    ]
     layers += norm_and_act if order == "conv_bn_act" else norm_and_act[::-1]
     layers.append(("dropout", Dropout(dropout) if dropout > 0 else None))
-    return Block(initialise(named_sequential(ConvBN, layers), init),
-                 geometry.out_shape(in_shape, out_channels, "conv_bn"), geometry.window())
+    return Block(
+        initialise(named_sequential(ConvBN, layers), init),
+        geometry.out_shape(in_shape, out_channels, "conv_bn"),
+        geometry.window(),
+    )
 
 
 @register("dw_sep")
@@ -139,17 +164,30 @@ def dw_sep(
     depthwise = channels * depth_multiplier
     geometry = Geometry.of(kernel_size, stride, padding, dilation)
     layers: list[tuple[str, nn.Module | None]] = [
-        ("depthwise", nn.Conv2d(channels, depthwise, geometry.kernel, geometry.stride,
-                                geometry.padding, geometry.dilation, groups=channels,
-                                bias=False)),
+        (
+            "depthwise",
+            nn.Conv2d(
+                channels,
+                depthwise,
+                geometry.kernel,
+                geometry.stride,
+                geometry.padding,
+                geometry.dilation,
+                groups=channels,
+                bias=False,
+            ),
+        ),
         ("bn1", nn.BatchNorm2d(depthwise)),
         ("act1", activation_layer(activation, negative_slope)),
         ("pointwise", nn.Conv2d(depthwise, out_channels, 1, bias=False)),
         ("bn2", nn.BatchNorm2d(out_channels)),
         ("act2", activation_layer(activation, negative_slope)),
     ]
-    return Block(initialise(named_sequential(DepthwiseSeparable, layers), init),
-                 geometry.out_shape(in_shape, out_channels, "dw_sep"), geometry.window())
+    return Block(
+        initialise(named_sequential(DepthwiseSeparable, layers), init),
+        geometry.out_shape(in_shape, out_channels, "dw_sep"),
+        geometry.window(),
+    )
 
 
 @register("bn")

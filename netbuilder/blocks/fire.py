@@ -29,13 +29,12 @@ class Fire(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.squeeze_activation(self.squeeze(x))
         return torch.cat(
-            [self.expand1x1_activation(self.expand1x1(x)),
-             self.expand3x3_activation(self.expand3x3(x))],
+            [
+                self.expand1x1_activation(self.expand1x1(x)),
+                self.expand3x3_activation(self.expand3x3(x)),
+            ],
             dim=1,
         )
-
-
-
 
 
 @register("fire")

@@ -35,8 +35,9 @@ class Dropout(nn.Dropout):
 @register("dropout")
 def dropout(
     in_shape: Shape,
-    p: Annotated[float, Arg("probability of zeroing an element", minimum=0,
-                            exclusive_maximum=1)] = 0.5,
+    p: Annotated[
+        float, Arg("probability of zeroing an element", minimum=0, exclusive_maximum=1)
+    ] = 0.5,
 ) -> Block:
     """Dropout (nn.Dropout), active in training only."""
     return Block(Dropout(p), in_shape)
@@ -45,13 +46,16 @@ def dropout(
 @register("dropout2d")
 def dropout2d(
     in_shape: Shape,
-    p: Annotated[float, Arg("probability of zeroing a whole channel", minimum=0,
-                            exclusive_maximum=1)] = 0.1,
+    p: Annotated[
+        float, Arg("probability of zeroing a whole channel", minimum=0, exclusive_maximum=1)
+    ] = 0.1,
 ) -> Block:
     """Channel dropout (nn.Dropout2d): zeroes whole feature maps, active in training only."""
     if len(in_shape) != 3:
-        raise NetbuilderError(f"dropout2d drops channels of a feature map; this input is flat "
-                              f"({format_shape(in_shape)}): use dropout")
+        raise NetbuilderError(
+            f"dropout2d drops channels of a feature map; this input is flat "
+            f"({format_shape(in_shape)}): use dropout"
+        )
     return Block(nn.Dropout2d(p), in_shape)
 
 

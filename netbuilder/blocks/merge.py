@@ -36,9 +36,11 @@ def add(inputs: dict[str, Shape]) -> Block:
     shortcut, where shapes differ, is a layer of its own (e.g. a 1x1 conv_bn)."""
     shapes = set(inputs.values())
     if len(shapes) > 1:
-        raise NetbuilderError(f"add needs inputs of one shape: {_describe(inputs)}; project "
-                              "one of them (e.g. a 1x1 conv_bn with the other's channels and "
-                              "stride)")
+        raise NetbuilderError(
+            f"add needs inputs of one shape: {_describe(inputs)}; project "
+            "one of them (e.g. a 1x1 conv_bn with the other's channels and "
+            "stride)"
+        )
     return Block(Add(), next(iter(shapes)))
 
 
@@ -49,6 +51,7 @@ def concat(inputs: dict[str, Shape]) -> Block:
     shapes = list(inputs.values())
     ranks = {len(shape) for shape in shapes}
     if len(ranks) > 1 or len({shape[1:] for shape in shapes}) > 1:
-        raise NetbuilderError(f"concat needs inputs that differ only in channels: "
-                              f"{_describe(inputs)}")
+        raise NetbuilderError(
+            f"concat needs inputs that differ only in channels: {_describe(inputs)}"
+        )
     return Block(Concat(), (sum(shape[0] for shape in shapes), *shapes[0][1:]))

@@ -11,14 +11,21 @@ from torch import nn
 from ..spec.registry import Arg, Block, Shape, Window, register
 from .base import Geometry, KernelSize, Padding, check_pool_padding, feature_map, pair
 
-PoolStride = Annotated[int | tuple[int, int] | None,
-                       Arg("stride: n or [height, width] (default: the kernel size)", minimum=1)]
+PoolStride = Annotated[
+    int | tuple[int, int] | None,
+    Arg("stride: n or [height, width] (default: the kernel size)", minimum=1),
+]
 CeilMode = Annotated[bool, Arg("round the output size up, as SqueezeNet's pools do")]
 
 
-def pool(kind: type[nn.MaxPool2d | nn.AvgPool2d], in_shape: Shape,
-         kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None,
-         padding: int | tuple[int, int] | str, ceil_mode: bool) -> Block:
+def pool(
+    kind: type[nn.MaxPool2d | nn.AvgPool2d],
+    in_shape: Shape,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None,
+    padding: int | tuple[int, int] | str,
+    ceil_mode: bool,
+) -> Block:
     name = "maxpool" if kind is nn.MaxPool2d else "avgpool"
     geometry = Geometry.of(kernel_size, stride or kernel_size, padding)
     check_pool_padding(geometry)
@@ -84,12 +91,16 @@ def global_maxpool(in_shape: Shape) -> Block:
 @register("adaptive_avgpool")
 def adaptive_avgpool(
     in_shape: Shape,
-    size: Annotated[int | tuple[int, int], Arg("output size: n, or [height, width]",
-                                               minimum=1)] = 1,
+    size: Annotated[
+        int | tuple[int, int], Arg("output size: n, or [height, width]", minimum=1)
+    ] = 1,
 ) -> Block:
     """Average pooling to a fixed output size (nn.AdaptiveAvgPool2d), whatever the input's."""
     channels, height, _ = feature_map(in_shape, "adaptive_avgpool")
     out = pair(size)
     # the receptive field grows by the largest bin along the height
-    return Block(nn.AdaptiveAvgPool2d(out), (channels, *out),
-                 Window(-(-height // out[0]), max(1, height // out[0]), 0))
+    return Block(
+        nn.AdaptiveAvgPool2d(out),
+        (channels, *out),
+        Window(-(-height // out[0]), max(1, height // out[0]), 0),
+    )

@@ -43,7 +43,8 @@ def assemble(name: str, plan: list[PlannedNode]) -> nn.Module:
     for planned in plan:
         install(root, planned.node.name, planned.block.module)
         values[planned.node.name] = graph.call_module(
-            planned.node.name, tuple(values[source] for source in planned.node.inputs))
+            planned.node.name, tuple(values[source] for source in planned.node.inputs)
+        )
     graph.output(values[plan[-1].node.name])
     model = fx.GraphModule(root, graph, class_name="SpecGraph")
     model.spec_name = name  # type: ignore[assignment]  # as SpecModel carries it
@@ -67,7 +68,9 @@ def no_inplace_on_shared_inputs(plan: list[PlannedNode]) -> None:
     readers = Counter(source for planned in plan for source in planned.node.inputs)
     for planned in plan:
         if any(readers[source] > 1 for source in planned.node.inputs):
-            first = next((m for m in planned.block.module.modules()
-                          if next(m.children(), None) is None), None)
+            first = next(
+                (m for m in planned.block.module.modules() if next(m.children(), None) is None),
+                None,
+            )
             if first is not None and getattr(first, "inplace", False):
                 first.inplace = False

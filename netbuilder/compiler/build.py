@@ -36,8 +36,9 @@ def compile_spec(
     return assemble(spec.name, plan), plan
 
 
-def compile_for_summary(spec: Spec, registry: Registry[BlockDef] = BLOCKS
-                        ) -> tuple[nn.Module, list[PlannedNode]]:
+def compile_for_summary(
+    spec: Spec, registry: Registry[BlockDef] = BLOCKS
+) -> tuple[nn.Module, list[PlannedNode]]:
     """The model the summary traces: real (and fast) when small, on the meta device when its
     weights and one image's outputs pass SMALL_MODEL_BYTES. A meta forward needs no memory,
     but some of its ops (torch.cat) import torch's compiler, seconds of start-up."""
@@ -47,8 +48,9 @@ def compile_for_summary(spec: Spec, registry: Registry[BlockDef] = BLOCKS
     return assemble(spec.name, plan), plan
 
 
-def checked_plan(spec: Spec, registry: Registry[BlockDef] = BLOCKS
-                 ) -> tuple[list[Node], list[PlannedNode]]:
+def checked_plan(
+    spec: Spec, registry: Registry[BlockDef] = BLOCKS
+) -> tuple[list[Node], list[PlannedNode]]:
     """The spec's nodes and their plan on the meta device, after the whole-network checks."""
     nodes = to_nodes(spec)
     plan = infer_shapes(nodes, spec.input_shape, spec, registry, META)

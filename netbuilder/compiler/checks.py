@@ -17,17 +17,29 @@ from .plan import PlannedNode
 
 def check_plan(plan: list[PlannedNode], input_shape: Shape, num_classes: int) -> None:
     """Every problem of the network as a whole, raised together."""
-    raise_if_any([*unused_errors(plan), *head_errors(plan), *output_errors(plan, num_classes),
-                  *size_errors(plan, input_shape)])
+    raise_if_any(
+        [
+            *unused_errors(plan),
+            *head_errors(plan),
+            *output_errors(plan, num_classes),
+            *size_errors(plan, input_shape),
+        ]
+    )
 
 
 def unused_errors(plan: list[PlannedNode]) -> list[NetbuilderError]:
     """A layer nobody reads (and that is not the output) is a branch left hanging."""
     read = {source for planned in plan for source in planned.node.inputs}
-    return [NetbuilderError(f"the output of '{planned.node.name}' is never used; the model's "
-                            "output is the last layer's, so connect it with `from:` or remove it",
-                            planned.node.location, planned.node.where)
-            for planned in plan[:-1] if planned.node.name not in read]
+    return [
+        NetbuilderError(
+            f"the output of '{planned.node.name}' is never used; the model's "
+            "output is the last layer's, so connect it with `from:` or remove it",
+            planned.node.location,
+            planned.node.where,
+        )
+        for planned in plan[:-1]
+        if planned.node.name not in read
+    ]
 
 
 def head_errors(plan: list[PlannedNode]) -> list[NetbuilderError]:
@@ -40,9 +52,14 @@ def head_errors(plan: list[PlannedNode]) -> list[NetbuilderError]:
             continue
         _, head = kinds.get(node.inputs[0], ("logits", None))
         if head is not None:
-            errors.append(NetbuilderError(
-                f"{node.block} after {head.node.block} '{head.node.name}': its input already is "
-                "(log-)probabilities; keep one of them", node.location, node.where))
+            errors.append(
+                NetbuilderError(
+                    f"{node.block} after {head.node.block} '{head.node.name}': its input "
+                    "already is (log-)probabilities; keep one of them",
+                    node.location,
+                    node.where,
+                )
+            )
     return errors
 
 
@@ -52,10 +69,18 @@ def output_errors(plan: list[PlannedNode], num_classes: int) -> list[NetbuilderE
         return []
     last = plan[-1]
     shape = format_shape(last.out_shape)
-    hint = ("reduce the feature map first (e.g. `gap`)" if len(last.out_shape) == 3 else
-            "make the last layer produce num_classes outputs (e.g. `out_channels: num_classes`)")
-    return [NetbuilderError(f"the model outputs {shape} values per image but num_classes is "
-                            f"{num_classes}; {hint}", last.node.location, last.node.where)]
+    hint = (
+        "reduce the feature map first (e.g. `gap`)"
+        if len(last.out_shape) == 3
+        else "make the last layer produce num_classes outputs (e.g. `out_channels: num_classes`)"
+    )
+    return [
+        NetbuilderError(
+            f"the model outputs {shape} values per image but num_classes is {num_classes}; {hint}",
+            last.node.location,
+            last.node.where,
+        )
+    ]
 
 
 def plan_bytes(plan: list[PlannedNode], input_shape: Shape) -> tuple[int, int]:
@@ -71,20 +96,32 @@ def size_errors(plan: list[PlannedNode], input_shape: Shape) -> list[NetbuilderE
     weight_bytes, activation_bytes = plan_bytes(plan, input_shape)
     if weight_bytes > MAX_WEIGHT_BYTES and plan:
         largest = max(plan, key=lambda p: sum(w.numel() for w in p.block.module.parameters()))
-        errors.append(NetbuilderError(
-            f"the model has {weight_bytes // BYTES_PER_VALUE:,} parameters, "
-            f"{megabytes(weight_bytes)} as "
-            f"float32; the limit is {megabytes(MAX_WEIGHT_BYTES)} (the largest layer is this one)",
-            largest.node.location, largest.node.where))
+        errors.append(
+            NetbuilderError(
+                f"the model has {weight_bytes // BYTES_PER_VALUE:,} parameters, "
+                f"{megabytes(weight_bytes)} as float32; the limit is "
+                f"{megabytes(MAX_WEIGHT_BYTES)} (the largest layer is this one)",
+                largest.node.location,
+                largest.node.where,
+            )
+        )
     if activation_bytes > MAX_ACTIVATION_BYTES:
         biggest = max(plan, key=lambda p: math.prod(p.out_shape)) if plan else None
-        message = (f"one image's layer outputs take {megabytes(activation_bytes)} as "
-                   f"float32; the limit is {megabytes(MAX_ACTIVATION_BYTES)}")
+        message = (
+            f"one image's layer outputs take {megabytes(activation_bytes)} as "
+            f"float32; the limit is {megabytes(MAX_ACTIVATION_BYTES)}"
+        )
         if biggest is None or math.prod(input_shape) >= math.prod(biggest.out_shape):
-            errors.append(NetbuilderError(f"{message} (the input alone is "
-                                          f"{format_shape(input_shape)})"))
+            errors.append(
+                NetbuilderError(f"{message} (the input alone is {format_shape(input_shape)})")
+            )
         else:
-            errors.append(NetbuilderError(f"{message} (the biggest output is this layer's, "
-                                          f"{format_shape(biggest.out_shape)})",
-                                          biggest.node.location, biggest.node.where))
+            errors.append(
+                NetbuilderError(
+                    f"{message} (the biggest output is this layer's, "
+                    f"{format_shape(biggest.out_shape)})",
+                    biggest.node.location,
+                    biggest.node.where,
+                )
+            )
     return errors

@@ -22,9 +22,10 @@ def plain_spec(spec: Spec, plan: list[PlannedNode]) -> dict[str, Any]:
     channels, height, width = spec.input_shape
     data["input"] = {"channels": channels, "size": height if height == width else [height, width]}
     data["num_classes"] = spec.num_classes
-    data["layers"] = [plain_layer(planned, previous)
-                      for planned, previous in zip(plan, [INPUT, *(p.node.name for p in plan)],
-                                                   strict=False)]
+    data["layers"] = [
+        plain_layer(planned, previous)
+        for planned, previous in zip(plan, [INPUT, *(p.node.name for p in plan)], strict=False)
+    ]
     data["train"] = spec.train.to_dict()
     return data
 

@@ -22,9 +22,17 @@ from .plan import Node, PlannedNode
 def to_nodes(spec: Spec) -> list[Node]:
     """The spec's layers as graph nodes, each naming the layers (or 'input') it reads."""
     names = [layer.name for layer in spec.layers]
-    return [Node(layer.name, layer.block, layer.params, layer_inputs(layer, names),
-                 layer.location, f"layers[{layer.index}] ({layer.name})")
-            for layer in spec.layers]
+    return [
+        Node(
+            layer.name,
+            layer.block,
+            layer.params,
+            layer_inputs(layer, names),
+            layer.location,
+            f"layers[{layer.index}] ({layer.name})",
+        )
+        for layer in spec.layers
+    ]
 
 
 def layer_inputs(layer: LayerSpec, names: list[str]) -> tuple[str, ...]:
@@ -36,21 +44,26 @@ def layer_inputs(layer: LayerSpec, names: list[str]) -> tuple[str, ...]:
             if isinstance(target, str):
                 raise unknown_layer(target, names)
         except NetbuilderError as error:
-            raise error.with_context(layer.sources_location,
-                                     f"layers[{layer.index}] ({layer.name}).from") from None
+            raise error.with_context(
+                layer.sources_location, f"layers[{layer.index}] ({layer.name}).from"
+            ) from None
         resolved.append(INPUT if target == SCOPE_INPUT else names[target])
     return tuple(resolved)
 
 
-def resolve_args(definition: BlockDef, params: dict[str, Any], num_classes: int
-                 ) -> dict[str, Any]:
+def resolve_args(definition: BlockDef, params: dict[str, Any], num_classes: int) -> dict[str, Any]:
     """Fill the 'num_classes' references of channel parameters."""
-    return {key: num_classes if value == NUM_CLASSES and definition.param(key).arg.channels
-            else value for key, value in params.items()}
+    return {
+        key: num_classes if value == NUM_CLASSES and definition.param(key).arg.channels else value
+        for key, value in params.items()
+    }
 
 
 def infer_shapes(
-    nodes: list[Node], input_shape: Shape, spec: Spec, registry: Registry[BlockDef] = BLOCKS,
+    nodes: list[Node],
+    input_shape: Shape,
+    spec: Spec,
+    registry: Registry[BlockDef] = BLOCKS,
     device: torch.device | str | None = None,
 ) -> list[PlannedNode]:
     """Build every node in order on `device`, checking that each fits the shapes it receives;
@@ -61,14 +74,28 @@ def infer_shapes(
     return plan
 
 
-def _plan(nodes: list[Node], shapes: dict[str, Shape], aliases: dict[str, str],
-          plan: list[PlannedNode], spec: Spec, registry: Registry[BlockDef],
-          stack: tuple[str, ...]) -> None:
+def _plan(
+    nodes: list[Node],
+    shapes: dict[str, Shape],
+    aliases: dict[str, str],
+    plan: list[PlannedNode],
+    spec: Spec,
+    registry: Registry[BlockDef],
+    stack: tuple[str, ...],
+) -> None:
     for node in nodes:
         node = replace(node, inputs=tuple(aliases.get(s, s) for s in node.inputs))
         if node.block in spec.macros:
-            inner = macro_nodes(node, spec.macros[node.block], shapes[node.inputs[0]],
-                                spec.num_classes, stack, set(shapes), registry, spec.macros)
+            inner = macro_nodes(
+                node,
+                spec.macros[node.block],
+                shapes[node.inputs[0]],
+                spec.num_classes,
+                stack,
+                set(shapes),
+                registry,
+                spec.macros,
+            )
             _plan(inner, shapes, aliases, plan, spec, registry, (*stack, node.block))
             aliases[node.name] = plan[-1].node.name  # a macro's output is its last layer's
             shapes[node.name] = plan[-1].out_shape
@@ -80,27 +107,36 @@ def _plan(nodes: list[Node], shapes: dict[str, Shape], aliases: dict[str, str],
         except NetbuilderError as error:
             raise error.with_context(node.location, node.where) from None
         shapes[node.name] = block.shape
-        plan.append(PlannedNode(node, definition, args, tuple(shapes[s] for s in node.inputs),
-                                block))
+        plan.append(
+            PlannedNode(node, definition, args, tuple(shapes[s] for s in node.inputs), block)
+        )
 
 
-def build_block(definition: BlockDef, node: Node, shapes: dict[str, Shape],
-                args: dict[str, Any]) -> Block:
+def build_block(
+    definition: BlockDef, node: Node, shapes: dict[str, Shape], args: dict[str, Any]
+) -> Block:
     """Run a builder on the shapes the node reads; torch's argument errors from inside it name
     the block, not a traceback."""
     if definition.merge and len(node.inputs) < 2:
-        raise NetbuilderError(f"{definition.name} merges two or more layers; list them with "
-                              "from: [a, b]")
+        raise NetbuilderError(
+            f"{definition.name} merges two or more layers; list them with from: [a, b]"
+        )
     if not definition.merge and len(node.inputs) > 1:
-        raise NetbuilderError(f"{definition.name} reads one layer but from: names "
-                              f"{len(node.inputs)}; merge them first with add or concat")
-    inputs: Any = ({source: shapes[source] for source in node.inputs} if definition.merge
-                   else shapes[node.inputs[0]])
+        raise NetbuilderError(
+            f"{definition.name} reads one layer but from: names "
+            f"{len(node.inputs)}; merge them first with add or concat"
+        )
+    inputs: Any = (
+        {source: shapes[source] for source in node.inputs}
+        if definition.merge
+        else shapes[node.inputs[0]]
+    )
     try:
         return definition.build(inputs, args)
     except NetbuilderError:
         raise
     except (ValueError, TypeError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NetbuilderError(f"block '{definition.name}' cannot be built with these "
-                              f"parameters: {first}") from None
+        raise NetbuilderError(
+            f"block '{definition.name}' cannot be built with these parameters: {first}"
+        ) from None

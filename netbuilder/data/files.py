@@ -26,8 +26,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
     try:
         # os.open with 0o666 lets the umask decide the mode, as for any new file
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     0o666)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
         try:
             with os.fdopen(fd, "wb") as handle:
                 write(handle)

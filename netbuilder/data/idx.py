@@ -27,9 +27,11 @@ def read_idx(path: Path, dims: int) -> Tensor:
         with path.open("rb") as handle:
             header = handle.read(4)
             if len(header) < 4 or header[:2] != b"\0\0" or header[2] != UINT8 or header[3] != dims:
-                raise NetbuilderError(f"{path} is not an IDX file of uint8 with {dims} "
-                                      f"dimension{'s' if dims > 1 else ''} (magic number "
-                                      f"{header.hex() or 'missing'})")
+                raise NetbuilderError(
+                    f"{path} is not an IDX file of uint8 with {dims} "
+                    f"dimension{'s' if dims > 1 else ''} (magic number "
+                    f"{header.hex() or 'missing'})"
+                )
             shape_bytes = handle.read(4 * dims)
             if len(shape_bytes) < 4 * dims:
                 raise NetbuilderError(f"{path} is truncated inside its header")
@@ -37,14 +39,19 @@ def read_idx(path: Path, dims: int) -> Tensor:
             expected = math.prod(shape)
             size = path.stat().st_size - 4 - 4 * dims
             if size != expected:
-                raise NetbuilderError(f"{path} holds {size:,} data bytes but its header "
-                                      f"declares {'x'.join(map(str, shape))} = {expected:,}; "
-                                      "the file is truncated or damaged")
+                raise NetbuilderError(
+                    f"{path} holds {size:,} data bytes but its header "
+                    f"declares {'x'.join(map(str, shape))} = {expected:,}; "
+                    "the file is truncated or damaged"
+                )
             data = bytearray(handle.read(expected))
     except OSError as exc:
         raise NetbuilderError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return torch.frombuffer(data, dtype=torch.uint8).view(shape) if expected else torch.zeros(
-        shape, dtype=torch.uint8)
+    return (
+        torch.frombuffer(data, dtype=torch.uint8).view(shape)
+        if expected
+        else torch.zeros(shape, dtype=torch.uint8)
+    )
 
 
 def read_split(image_path: Path, label_path: Path, num_classes: int) -> tuple[Tensor, Tensor]:
@@ -52,11 +59,15 @@ def read_split(image_path: Path, label_path: Path, num_classes: int) -> tuple[Te
     images = read_idx(image_path, 3)
     labels = read_idx(label_path, 1)
     if len(images) != len(labels):
-        raise NetbuilderError(f"{image_path} holds {len(images):,} images but {label_path} "
-                              f"holds {len(labels):,} labels; they must be equal")
+        raise NetbuilderError(
+            f"{image_path} holds {len(images):,} images but {label_path} "
+            f"holds {len(labels):,} labels; they must be equal"
+        )
     if len(images) == 0:
         raise NetbuilderError(f"{image_path} holds no images")
     if int(labels.max()) >= num_classes:
-        raise NetbuilderError(f"{label_path} has label {int(labels.max())}; the dataset has "
-                              f"{num_classes} classes (labels 0-{num_classes - 1})")
+        raise NetbuilderError(
+            f"{label_path} has label {int(labels.max())}; the dataset has "
+            f"{num_classes} classes (labels 0-{num_classes - 1})"
+        )
     return images.unsqueeze(1).contiguous(), labels.long()

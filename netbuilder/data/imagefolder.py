@@ -36,13 +36,16 @@ def split_folder(root: Path, train: bool) -> Path:
     for name in names:
         if (root / name).is_dir():
             return root / name
-    raise NetbuilderError(f"imagefolder: {root} has no {' or '.join(f'{n}/' for n in names)} "
-                          "folder; expected DATA_DIR/train/<class>/... and DATA_DIR/test/<class>/"
-                          "... (pass --data-dir)")
+    raise NetbuilderError(
+        f"imagefolder: {root} has no {' or '.join(f'{n}/' for n in names)} "
+        "folder; expected DATA_DIR/train/<class>/... and DATA_DIR/test/<class>/"
+        "... (pass --data-dir)"
+    )
 
 
-def load_imagefolder(root: Path, train: bool, channels: int, size: tuple[int, int],
-                     progress: bool = True) -> ImageDataset:
+def load_imagefolder(
+    root: Path, train: bool, channels: int, size: tuple[int, int], progress: bool = True
+) -> ImageDataset:
     """One split as an ImageDataset, from the cache when the files are unchanged."""
     classes, samples = list_samples(root, train)
     key = cache_key(samples, channels, size)
@@ -51,8 +54,13 @@ def load_imagefolder(root: Path, train: bool, channels: int, size: tuple[int, in
     if cached is not None:
         return ImageDataset(cached[0], cached[1], classes)
     images = torch.empty((len(samples), channels, *size), dtype=torch.uint8)
-    bar = tqdm(samples, desc=f"decoding {root.name}/{'train' if train else 'test'}",
-               unit="image", delay=PROGRESS_DELAY_S, disable=None if progress else True)
+    bar = tqdm(
+        samples,
+        desc=f"decoding {root.name}/{'train' if train else 'test'}",
+        unit="image",
+        delay=PROGRESS_DELAY_S,
+        disable=None if progress else True,
+    )
     for index, (path, _) in enumerate(bar):
         images[index] = read_image(path, channels, size)
     labels = torch.tensor([label for _, label in samples], dtype=torch.int64)
@@ -67,14 +75,17 @@ def list_samples(root: Path, train: bool) -> tuple[list[str], list[tuple[str, in
         folder = split_folder(root, train)
         unknown = sorted({p.name for p in folder.iterdir() if p.is_dir()} - set(classes))
         if unknown:
-            raise NetbuilderError(f"imagefolder: {folder} has class folders the training set "
-                                  f"lacks: {', '.join(unknown)}")
+            raise NetbuilderError(
+                f"imagefolder: {folder} has class folders the training set "
+                f"lacks: {', '.join(unknown)}"
+            )
         samples = make_dataset(str(folder), class_to_index, IMG_EXTENSIONS, allow_empty=not train)
     except (FileNotFoundError, OSError) as exc:
         raise NetbuilderError(f"imagefolder: {exc}") from None
     if not samples:
-        raise NetbuilderError(f"imagefolder: {folder} holds no images "
-                              f"({', '.join(IMG_EXTENSIONS)})")
+        raise NetbuilderError(
+            f"imagefolder: {folder} holds no images ({', '.join(IMG_EXTENSIONS)})"
+        )
     return classes, samples
 
 
@@ -87,8 +98,9 @@ def cache_key(samples: list[tuple[str, int]], channels: int, size: tuple[int, in
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _read_cache(path: Path, count: int, channels: int,
-                size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+def _read_cache(
+    path: Path, count: int, channels: int, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor] | None:
     if not path.is_file():
         return None
     try:

@@ -25,8 +25,9 @@ def read_image(path: str | Path, channels: int, size: tuple[int, int] | None = N
     `size` (height, width) when given."""
     path = Path(path)
     if channels not in MODES:
-        raise NetbuilderError(f"images are read as grey or RGB; this spec takes {channels} "
-                              "input channels")
+        raise NetbuilderError(
+            f"images are read as grey or RGB; this spec takes {channels} input channels"
+        )
     if path.is_dir():
         raise NetbuilderError(f"{path} is a directory; expected an image file (PNG or JPEG)")
     if not path.is_file():
@@ -38,8 +39,10 @@ def read_image(path: str | Path, channels: int, size: tuple[int, int] | None = N
         with image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
-                raise NetbuilderError(f"{path} declares {width}x{height} pixels; the limit is "
-                                      f"{MAX_IMAGE_PIXELS:,} pixels")
+                raise NetbuilderError(
+                    f"{path} declares {width}x{height} pixels; the limit is "
+                    f"{MAX_IMAGE_PIXELS:,} pixels"
+                )
             converted = _converted(image, MODES[channels])
             if size is not None and converted.size != (size[1], size[0]):
                 converted = converted.resize((size[1], size[0]), Image.Resampling.BILINEAR)
@@ -47,12 +50,14 @@ def read_image(path: str | Path, channels: int, size: tuple[int, int] | None = N
     except NetbuilderError:
         raise
     except Image.DecompressionBombError as exc:  # PIL's own, larger bound, checked at open
-        raise NetbuilderError(f"{path} declares too many pixels ({exc}); the limit is "
-                              f"{MAX_IMAGE_PIXELS:,} pixels") from None
+        raise NetbuilderError(
+            f"{path} declares too many pixels ({exc}); the limit is {MAX_IMAGE_PIXELS:,} pixels"
+        ) from None
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NetbuilderError(f"cannot decode image {path} (expected PNG or JPEG): {first}"
-                              ) from None
+        raise NetbuilderError(
+            f"cannot decode image {path} (expected PNG or JPEG): {first}"
+        ) from None
     tensor = torch.from_numpy(array.copy())
     return tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()
 
@@ -62,8 +67,9 @@ def _converted(image: Image.Image, mode: str) -> Image.Image:
     would clip every value above 255 to white)."""
     if image.mode in WIDE_MODES:
         wide = np.asarray(image).astype(np.float64)
-        image = Image.fromarray(np.rint(wide * 255 / FULL_SCALE_16).clip(0, 255)
-                                .astype(np.uint8), mode="L")
+        image = Image.fromarray(
+            np.rint(wide * 255 / FULL_SCALE_16).clip(0, 255).astype(np.uint8), mode="L"
+        )
     elif image.mode == "F":
         raise ValueError("floating-point images are not supported")
     return image.convert(mode)

@@ -43,7 +43,7 @@ class ImageDataset:
         total = torch.zeros(self.channels, dtype=torch.float64)
         squares = torch.zeros(self.channels, dtype=torch.float64)
         for start in range(0, len(self), 4096):
-            chunk = self.images[start:start + 4096].to(torch.float64).div_(255)
+            chunk = self.images[start : start + 4096].to(torch.float64).div_(255)
             total += chunk.sum(dim=(0, 2, 3))
             squares += chunk.square().sum(dim=(0, 2, 3))
         count = len(self) * self.images.shape[2] * self.images.shape[3]
@@ -123,8 +123,9 @@ class BatchLoader:
             chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
             share = _share(len(chosen), self.world, self.rank)
             generator = torch.Generator().manual_seed(mix_seed(self.seed, epoch, index, 1))
-            x = self.transform(self.images[chosen[share]], self.train, generator,
-                               (share.start, len(chosen)))
+            x = self.transform(
+                self.images[chosen[share]], self.train, generator, (share.start, len(chosen))
+            )
             yield x, self.labels[chosen[share]]
 
 

@@ -39,9 +39,15 @@ def expected_files(info: DatasetInfo, train: bool) -> list[str]:
     return [f"{info.folder}/raw/{name}" for name in IDX_FILES[train]]
 
 
-def load_dataset(name: str, root: str | Path, train: bool, *, seed: int = 0,
-                 image_shape: tuple[int, int, int] = (1, 28, 28),
-                 progress: bool = True) -> ImageDataset:
+def load_dataset(
+    name: str,
+    root: str | Path,
+    train: bool,
+    *,
+    seed: int = 0,
+    image_shape: tuple[int, int, int] = (1, 28, 28),
+    progress: bool = True,
+) -> ImageDataset:
     """One split of `name` in memory. `image_shape` (channels, height, width) is what an
     imagefolder's images are decoded to; `seed` only affects the synthetic samples."""
     info = dataset_info(name)
@@ -53,12 +59,16 @@ def load_dataset(name: str, root: str | Path, train: bool, *, seed: int = 0,
 
         channels, height, width = image_shape
         return load_imagefolder(root, train, channels, (height, width), progress)
-    missing = [f for f in expected_files(info, True) + expected_files(info, False)
-               if not (root / f).is_file()]
+    missing = [
+        f
+        for f in expected_files(info, True) + expected_files(info, False)
+        if not (root / f).is_file()
+    ]
     if missing:
         raise NetbuilderError(
             f"dataset {info.name!r} not found in {root.resolve()}: expected {', '.join(missing)}; "
-            f"pass --data-dir or set {DATA_ENV}")
+            f"pass --data-dir or set {DATA_ENV}"
+        )
     image_file, label_file = (root / f for f in expected_files(info, train))
     images, labels = read_split(image_file, label_file, info.num_classes)
     return ImageDataset(images, labels, info.class_names())

@@ -23,8 +23,9 @@ def make_synthetic(num_samples: int, seed: int = 0, train: bool = True) -> Image
     generator = torch.Generator().manual_seed(mix_seed(seed, int(train)))
     labels = torch.randperm(num_samples, generator=generator) % info.num_classes
     images = _draw_patterns(labels, info.size, generator)
-    return ImageDataset((images * 255).round().to(torch.uint8).unsqueeze(1), labels,
-                        info.class_names())
+    return ImageDataset(
+        (images * 255).round().to(torch.uint8).unsqueeze(1), labels, info.class_names()
+    )
 
 
 def _draw_patterns(labels: Tensor, size: int, generator: torch.Generator) -> Tensor:

@@ -26,8 +26,7 @@ def resize(batch: Tensor, size: int | tuple[int, int]) -> Tensor:
     target = (size, size) if isinstance(size, int) else tuple(size)
     if tuple(batch.shape[-2:]) == target:
         return batch
-    return F.interpolate(batch, size=target, mode="bilinear", align_corners=False,
-                         antialias=False)
+    return F.interpolate(batch, size=target, mode="bilinear", align_corners=False, antialias=False)
 
 
 def normalize(batch: Tensor, mean: float | Sequence[float], std: float | Sequence[float]) -> Tensor:
@@ -56,7 +55,7 @@ def random_affine(
     n = batch.shape[0]
     start, total = part or (0, n)
     device = generator.device if generator is not None else torch.device("cpu")
-    draws = torch.rand(4, total, generator=generator, device=device)[:, start:start + n]
+    draws = torch.rand(4, total, generator=generator, device=device)[:, start : start + n]
     draws = draws.to(device=batch.device, dtype=batch.dtype)
     angle = torch.deg2rad((2 * draws[0] - 1) * rotation)
     zoom = scale[0] + (scale[1] - scale[0]) * draws[1]
@@ -101,7 +100,10 @@ class BatchTransform:
         return self.rotation > 0 or self.translate > 0 or self.scale != (1.0, 1.0)
 
     def __call__(
-        self, batch: Tensor, train: bool = False, generator: torch.Generator | None = None,
+        self,
+        batch: Tensor,
+        train: bool = False,
+        generator: torch.Generator | None = None,
         part: tuple[int, int] | None = None,
     ) -> Tensor:
         x = to_float(batch)

@@ -14,40 +14,75 @@ from .summary import LayerRow, Summary
 def format_diff(first: Summary, second: Summary) -> str:
     left = [row for row in first.layers if row.depth == 1]
     right = [row for row in second.layers if row.depth == 1]
-    matcher = difflib.SequenceMatcher(a=[r.name for r in left], b=[r.name for r in right],
-                                      autojunk=False)
+    matcher = difflib.SequenceMatcher(
+        a=[r.name for r in left], b=[r.name for r in right], autojunk=False
+    )
     rows = []
     for tag, a0, a1, b0, b1 in matcher.get_opcodes():
-        pairs = (zip(left[a0:a1], right[b0:b1], strict=True) if tag == "equal" else
-                 [*((row, None) for row in left[a0:a1]), *((None, row) for row in right[b0:b1])])
+        pairs = (
+            zip(left[a0:a1], right[b0:b1], strict=True)
+            if tag == "equal"
+            else [*((row, None) for row in left[a0:a1]), *((None, row) for row in right[b0:b1])]
+        )
         for a, b in pairs:
             mark = " " if a and b and _same(a, b) else "*"
             name = a.name if a is not None else b.name if b is not None else ""
             rows.append((mark, name, *_cells(a), *_cells(b)))
-    table = tabulate(rows, headers=("", "layer", f"{first.name} shape", "params", "MACs",
-                                    f"{second.name} shape", "params", "MACs"),
-                     tablefmt="simple", disable_numparse=True)
-    totals = tabulate([
-        ("parameters", f"{first.total_params:,}", f"{second.total_params:,}",
-         _ratio(second.total_params, first.total_params)),
-        ("multiply-adds", f"{first.total_macs:,}", f"{second.total_macs:,}",
-         _ratio(second.total_macs, first.total_macs)),
-        ("forward/backward MB", f"{first.memory.forward_backward:.2f}",
-         f"{second.memory.forward_backward:.2f}",
-         _ratio(second.memory.forward_backward, first.memory.forward_backward)),
-        ("receptive field", str(first.final_receptive_field),
-         str(second.final_receptive_field),
-         _ratio(second.final_receptive_field, first.final_receptive_field)),
-    ], headers=("total", first.name, second.name, f"{second.name} / {first.name}"),
-        tablefmt="simple", disable_numparse=True)
-    return (f"{first.name} ({format_shape(first.input_shape)}) vs {second.name} "
-            f"({format_shape(second.input_shape)}); * marks a layer that differs\n\n{table}\n\n"
-            f"{totals}")
+    table = tabulate(
+        rows,
+        headers=(
+            "",
+            "layer",
+            f"{first.name} shape",
+            "params",
+            "MACs",
+            f"{second.name} shape",
+            "params",
+            "MACs",
+        ),
+        tablefmt="simple",
+        disable_numparse=True,
+    )
+    totals = tabulate(
+        [
+            (
+                "parameters",
+                f"{first.total_params:,}",
+                f"{second.total_params:,}",
+                _ratio(second.total_params, first.total_params),
+            ),
+            (
+                "multiply-adds",
+                f"{first.total_macs:,}",
+                f"{second.total_macs:,}",
+                _ratio(second.total_macs, first.total_macs),
+            ),
+            (
+                "forward/backward MB",
+                f"{first.memory.forward_backward:.2f}",
+                f"{second.memory.forward_backward:.2f}",
+                _ratio(second.memory.forward_backward, first.memory.forward_backward),
+            ),
+            (
+                "receptive field",
+                str(first.final_receptive_field),
+                str(second.final_receptive_field),
+                _ratio(second.final_receptive_field, first.final_receptive_field),
+            ),
+        ],
+        headers=("total", first.name, second.name, f"{second.name} / {first.name}"),
+        tablefmt="simple",
+        disable_numparse=True,
+    )
+    return (
+        f"{first.name} ({format_shape(first.input_shape)}) vs {second.name} "
+        f"({format_shape(second.input_shape)}); * marks a layer that differs\n\n{table}\n\n"
+        f"{totals}"
+    )
 
 
 def _same(a: LayerRow, b: LayerRow) -> bool:
-    return (a.type, a.output_shape, a.params, a.macs) == (b.type, b.output_shape, b.params,
-                                                          b.macs)
+    return (a.type, a.output_shape, a.params, a.macs) == (b.type, b.output_shape, b.params, b.macs)
 
 
 def _cells(row: LayerRow | None) -> tuple[str, str, str]:

@@ -33,55 +33,78 @@ def format_table(summary: Summary) -> str:
 def layer_table(rows: tuple[LayerRow, ...], with_inputs: bool = False) -> str:
     """One row per layer; a graph adds the layers each one reads (blank for a layer that reads
     the one above it, or for a module inside a block)."""
-    body = [(r.name, r.type, format_shape(r.output_shape), f"{r.params:,}", f"{r.macs:,}")
-            for r in rows]
+    body = [
+        (r.name, r.type, format_shape(r.output_shape), f"{r.params:,}", f"{r.macs:,}") for r in rows
+    ]
     if not with_inputs:
-        return tabulate(body, headers=LAYER_HEADERS, tablefmt=TABLE_FORMAT,
-                        colalign=LAYER_ALIGN, disable_numparse=True)
+        return tabulate(
+            body,
+            headers=LAYER_HEADERS,
+            tablefmt=TABLE_FORMAT,
+            colalign=LAYER_ALIGN,
+            disable_numparse=True,
+        )
     previous = [r.name for r in rows if r.depth == 1]
     above = dict(zip(previous, ["input", *previous[:-1]], strict=True))
-    inputs = [", ".join(r.inputs) if r.depth == 1 and r.inputs != (above[r.name],) else ""
-              for r in rows]
-    return tabulate([(*line, reads) for line, reads in zip(body, inputs, strict=True)],
-                    headers=(*LAYER_HEADERS, "Inputs"), tablefmt=TABLE_FORMAT,
-                    colalign=(*LAYER_ALIGN, "left"), disable_numparse=True)
+    inputs = [
+        ", ".join(r.inputs) if r.depth == 1 and r.inputs != (above[r.name],) else "" for r in rows
+    ]
+    return tabulate(
+        [(*line, reads) for line, reads in zip(body, inputs, strict=True)],
+        headers=(*LAYER_HEADERS, "Inputs"),
+        tablefmt=TABLE_FORMAT,
+        colalign=(*LAYER_ALIGN, "left"),
+        disable_numparse=True,
+    )
 
 
 def totals_lines(summary: Summary) -> str:
-    return "\n".join([
-        f"Total params: {summary.total_params:,}",
-        f"Trainable params: {summary.trainable_params:,}",
-        f"Non-trainable params: {summary.non_trainable_params:,}",
-        f"Total MACs: {summary.total_macs:,}",
-    ])
+    return "\n".join(
+        [
+            f"Total params: {summary.total_params:,}",
+            f"Trainable params: {summary.trainable_params:,}",
+            f"Non-trainable params: {summary.non_trainable_params:,}",
+            f"Total MACs: {summary.total_macs:,}",
+        ]
+    )
 
 
 def memory_lines(summary: Summary) -> str:
     """torchsummary's wording and two decimals, so the numbers compare at a glance."""
     memory = summary.memory
-    return "\n".join([
-        f"Input size (MB): {memory.input:.2f}",
-        f"Forward/backward pass size (MB): {memory.forward_backward:.2f}",
-        f"Params size (MB): {memory.params:.2f}",
-        f"Estimated Total Size (MB): {memory.total:.2f}",
-    ])
+    return "\n".join(
+        [
+            f"Input size (MB): {memory.input:.2f}",
+            f"Forward/backward pass size (MB): {memory.forward_backward:.2f}",
+            f"Params size (MB): {memory.params:.2f}",
+            f"Estimated Total Size (MB): {memory.total:.2f}",
+        ]
+    )
 
 
 def receptive_field_section(summary: Summary) -> str:
     if not summary.receptive_field:
         return "Receptive field: no feature-map layers"
-    return "\n".join([
-        "Receptive field (along the height; start = centre of the first output's field)",
-        receptive_field_table(summary.receptive_field),
-        f"Final receptive field: {summary.final_receptive_field}",
-    ])
+    return "\n".join(
+        [
+            "Receptive field (along the height; start = centre of the first output's field)",
+            receptive_field_table(summary.receptive_field),
+            f"Final receptive field: {summary.final_receptive_field}",
+        ]
+    )
 
 
 def receptive_field_table(rows: tuple[ReceptiveFieldRow, ...]) -> str:
-    body = [(r.layer, r.n_in, r.n_out, r.j_in, r.j_out, r.r_in, r.r_out, f"{r.start:.1f}")
-            for r in rows]
-    return tabulate(body, headers=RF_HEADERS, tablefmt=TABLE_FORMAT,
-                    colalign=("left", *["right"] * 7), disable_numparse=True)
+    body = [
+        (r.layer, r.n_in, r.n_out, r.j_in, r.j_out, r.r_in, r.r_out, f"{r.start:.1f}") for r in rows
+    ]
+    return tabulate(
+        body,
+        headers=RF_HEADERS,
+        tablefmt=TABLE_FORMAT,
+        colalign=("left", *["right"] * 7),
+        disable_numparse=True,
+    )
 
 
 def format_json(summary: Summary) -> str:
@@ -100,8 +123,12 @@ def summary_to_dict(summary: Summary) -> dict[str, Any]:
         "trainable_params": summary.trainable_params,
         "non_trainable_params": summary.non_trainable_params,
         "total_macs": summary.total_macs,
-        "memory_mb": {"input": memory.input, "forward_backward": memory.forward_backward,
-                      "params": memory.params, "total": memory.total},
+        "memory_mb": {
+            "input": memory.input,
+            "forward_backward": memory.forward_backward,
+            "params": memory.params,
+            "total": memory.total,
+        },
         "layers": [layer_to_dict(row) for row in summary.layers],
         "edges": [list(edge) for edge in summary.edges],
         "receptive_field": [receptive_row_to_dict(row) for row in summary.receptive_field],
@@ -124,8 +151,14 @@ def layer_to_dict(row: LayerRow) -> dict[str, Any]:
 
 def receptive_row_to_dict(row: ReceptiveFieldRow) -> dict[str, Any]:
     return {
-        "layer": row.layer, "n_in": row.n_in, "n_out": row.n_out, "j_in": row.j_in,
-        "j_out": row.j_out, "r_in": row.r_in, "r_out": row.r_out, "start_in": row.start_in,
+        "layer": row.layer,
+        "n_in": row.n_in,
+        "n_out": row.n_out,
+        "j_in": row.j_in,
+        "j_out": row.j_out,
+        "r_in": row.r_in,
+        "r_out": row.r_out,
+        "start_in": row.start_in,
         "start": row.start,
     }
 
@@ -134,9 +167,16 @@ def format_blocks(blocks: list[BlockDef]) -> str:
     """The `blocks` listing: each block's one-line doc and its parameters with defaults."""
     sections = []
     for block in blocks:
-        rows = [(p.name, p.type_name(), "required" if p.required else repr(p.default), p.arg.doc)
-                for p in block.params]
-        table = tabulate(rows, headers=("parameter", "type", "default", "meaning"),
-                         tablefmt=TABLE_FORMAT) if rows else "  (no parameters)"
+        rows = [
+            (p.name, p.type_name(), "required" if p.required else repr(p.default), p.arg.doc)
+            for p in block.params
+        ]
+        table = (
+            tabulate(
+                rows, headers=("parameter", "type", "default", "meaning"), tablefmt=TABLE_FORMAT
+            )
+            if rows
+            else "  (no parameters)"
+        )
         sections.append(f"{block.name}: {block.doc}\n{table}")
     return "\n\n".join(sections) + "\n"

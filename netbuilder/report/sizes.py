@@ -25,8 +25,7 @@ class SizeReport:
     uneven: list[str] = field(default_factory=list)
 
 
-def size_reports(path: str, overrides: list[str], sizes: list[tuple[int, int]]
-                 ) -> list[SizeReport]:
+def size_reports(path: str, overrides: list[str], sizes: list[tuple[int, int]]) -> list[SizeReport]:
     reports = []
     for height, width in sizes:
         try:
@@ -35,15 +34,23 @@ def size_reports(path: str, overrides: list[str], sizes: list[tuple[int, int]]
         except NetbuilderError as error:
             reports.append(SizeReport((height, width), error=_brief(error)))
             continue
-        reports.append(SizeReport((height, width), summary.output_shape, summary.total_params,
-                                  summary.total_macs, uneven=uneven_strides(plan)))
+        reports.append(
+            SizeReport(
+                (height, width),
+                summary.output_shape,
+                summary.total_params,
+                summary.total_macs,
+                uneven=uneven_strides(plan),
+            )
+        )
     return reports
 
 
 def _brief(error: NetbuilderError) -> str:
     lines = str(error).splitlines()
-    return lines[0].split("error: ", 1)[-1] + (f" (+{len(lines) - 2} more)" if len(lines) > 2
-                                                else "")
+    return lines[0].split("error: ", 1)[-1] + (
+        f" (+{len(lines) - 2} more)" if len(lines) > 2 else ""
+    )
 
 
 def uneven_strides(plan: list[PlannedNode]) -> list[str]:
@@ -59,8 +66,9 @@ def uneven_strides(plan: list[PlannedNode]) -> list[str]:
             floor_out = (size + 2 * padding - kernel) // stride + 1
             rounded_up = len(planned.out_shape) == 3 and planned.out_shape[1 + axis] > floor_out
             if stride > 1 and left and not rounded_up:  # a ceil-mode pool covers the rest
-                found.append(f"{planned.node.name} leaves {left} of {size} {side} unused "
-                             f"(stride {stride})")
+                found.append(
+                    f"{planned.node.name} leaves {left} of {size} {side} unused (stride {stride})"
+                )
     return found
 
 
@@ -72,8 +80,13 @@ def format_size_report(path: str, reports: list[SizeReport]) -> str:
             rows.append((size, "-", "-", "-", report.error))
         else:
             note = "; ".join(report.uneven) or "ok"
-            rows.append((size, format_shape(report.output), f"{report.params:,}",
-                         f"{report.macs:,}", note))
-    table = tabulate(rows, headers=("input", "output", "params", "MACs", "notes"),
-                     tablefmt="simple", disable_numparse=True)
+            rows.append(
+                (size, format_shape(report.output), f"{report.params:,}", f"{report.macs:,}", note)
+            )
+    table = tabulate(
+        rows,
+        headers=("input", "output", "params", "MACs", "notes"),
+        tablefmt="simple",
+        disable_numparse=True,
+    )
     return f"{path} at {len(reports)} input size{'s' if len(reports) != 1 else ''}\n{table}"

@@ -107,8 +107,9 @@ class Summary:
     @property
     def edges(self) -> list[tuple[str, str]]:
         """(source, layer) for every input of every layer."""
-        return [(source, row.name) for row in self.layers if row.depth == 1
-                for source in row.inputs]
+        return [
+            (source, row.name) for row in self.layers if row.depth == 1 for source in row.inputs
+        ]
 
 
 @dataclass
@@ -121,15 +122,15 @@ class Trace:
     activation_values: int = 0
 
 
-def summarize_spec(spec: Spec, depth: int = 1, registry: Registry[BlockDef] = BLOCKS
-                   ) -> Summary:
+def summarize_spec(spec: Spec, depth: int = 1, registry: Registry[BlockDef] = BLOCKS) -> Summary:
     """The summary of a spec: planned, checked, compiled (real weights when small) and traced.
     Every report (build, diff, sizes, the zoo, sweeps, a run's summary.txt) starts here."""
     return planned_summary(spec, depth, registry)[0]
 
 
-def planned_summary(spec: Spec, depth: int = 1, registry: Registry[BlockDef] = BLOCKS
-                    ) -> tuple[Summary, list[PlannedNode]]:
+def planned_summary(
+    spec: Spec, depth: int = 1, registry: Registry[BlockDef] = BLOCKS
+) -> tuple[Summary, list[PlannedNode]]:
     """`summarize_spec`, with the plan it came from (windows, blocks) for reports that need it."""
     check_depth(depth)  # before the compile it would otherwise waste
     model, plan = compile_for_summary(spec, registry)
@@ -249,7 +250,8 @@ def check_plan_shapes(plan: list[PlannedNode], shapes: dict[str, Shape]) -> None
             raise NetbuilderError(
                 f"block '{planned.node.block}' produced shape {list(actual)} but its builder "
                 f"declared {list(planned.out_shape)}; fix the shape the builder returns",
-                planned.node.location, planned.node.where,
+                planned.node.location,
+                planned.node.where,
             )
 
 
@@ -260,17 +262,29 @@ def layer_rows(
     for planned in plan:
         name = planned.node.name
         module = planned.block.module
-        yield module_row(name, planned.node.block, module, planned.out_shape, trace, 1,
-                         planned.node.inputs)
+        yield module_row(
+            name, planned.node.block, module, planned.out_shape, trace, 1, planned.node.inputs
+        )
         for inner_name, inner in module.named_modules(prefix=name):
             inner_depth = inner_name.count(".") + 1
             if 1 < inner_depth <= depth:
-                yield module_row(inner_name, type(inner).__name__, inner,
-                                 trace.shapes.get(inner_name), trace, inner_depth)
+                yield module_row(
+                    inner_name,
+                    type(inner).__name__,
+                    inner,
+                    trace.shapes.get(inner_name),
+                    trace,
+                    inner_depth,
+                )
 
 
 def module_row(
-    name: str, kind: str, module: nn.Module, shape: Shape | None, trace: Trace, depth: int,
+    name: str,
+    kind: str,
+    module: nn.Module,
+    shape: Shape | None,
+    trace: Trace,
+    depth: int,
     inputs: tuple[str, ...] = (),
 ) -> LayerRow:
     """A row whose params and MACs cover the module and everything inside it."""
@@ -311,14 +325,24 @@ def receptive_field(plan: list[PlannedNode]) -> Iterator[ReceptiveFieldRow]:
     for planned in plan:
         known = [state[source] for source in planned.node.inputs if source in state]
         if len(known) < len(planned.node.inputs) or any(
-                len(shape) != 3 for shape in planned.in_shapes):
+            len(shape) != 3 for shape in planned.in_shapes
+        ):
             continue
         n, j, r, start = max(known, key=lambda values: values[2])
         window = planned.block.window
         k, s, p = window.kernel, window.stride, window.padding
         out = planned.out_shape
         n_out = out[1] if len(out) == 3 else (n + 2 * p - k) // s + 1
-        row = ReceptiveFieldRow(planned.node.name, n, n_out, j, j * s, r, r + (k - 1) * j,
-                                start, start + ((k - 1) / 2 - p) * j)
+        row = ReceptiveFieldRow(
+            planned.node.name,
+            n,
+            n_out,
+            j,
+            j * s,
+            r,
+            r + (k - 1) * j,
+            start,
+            start + ((k - 1) / 2 - p) * j,
+        )
         state[planned.node.name] = (row.n_out, row.j_out, row.r_out, row.start)
         yield row

@@ -28,12 +28,26 @@ with its command (`make reproduce` runs them all).
 
 
 def zoo_page(specs_dir: Path, results_file: Path) -> str:
-    results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.is_file() \
-        else {}
+    results = json.loads(results_file.read_text(encoding="utf-8")) if results_file.is_file() else {}
     rows = [zoo_row(path, results) for path in sorted(specs_dir.glob("*.yaml"))]
-    table = tabulate(rows, headers=("spec", "input", "params", "MACs", "RF", "final-epoch acc",
-                                    "seeds", "epochs", "time per run", "machine", "reproduce"),
-                     tablefmt="github", disable_numparse=True)
+    table = tabulate(
+        rows,
+        headers=(
+            "spec",
+            "input",
+            "params",
+            "MACs",
+            "RF",
+            "final-epoch acc",
+            "seeds",
+            "epochs",
+            "time per run",
+            "machine",
+            "reproduce",
+        ),
+        tablefmt="github",
+        disable_numparse=True,
+    )
     return f"{HEADER}\n{table}\n"
 
 
@@ -46,21 +60,36 @@ def zoo_row(path: Path, results: dict[str, Any]) -> tuple[str, ...]:
     finals = [row["final_acc"] for row in best]
     accuracy = "-"
     if finals:
-        accuracy = (f"{statistics.mean(finals):.2f}% (worst {min(finals):.2f}%)"
-                    if len(finals) > 1 else f"{finals[0]:.2f}%")
+        accuracy = (
+            f"{statistics.mean(finals):.2f}% (worst {min(finals):.2f}%)"
+            if len(finals) > 1
+            else f"{finals[0]:.2f}%"
+        )
     seeds = ", ".join(str(row["seed"]) for row in sorted(best, key=lambda r: r["seed"])) or "-"
     minutes = f"{statistics.mean(row['wall_s'] for row in best) / 60:.1f} min" if best else "-"
     info = dataset_info(spec.train.dataset)
     trainable = info.num_classes in (0, spec.num_classes)  # imagefolder: any number
-    command = (f"`python bench/reproduce.py {path.stem}`" if best
-               else f"`python cli.py train specs/{path.name}`" if trainable
-               else "- (an ImageNet-size reference; parity tests only)")
+    command = (
+        f"`python bench/reproduce.py {path.stem}`"
+        if best
+        else f"`python cli.py train specs/{path.name}`"
+        if trainable
+        else "- (an ImageNet-size reference; parity tests only)"
+    )
     channels, height, width = spec.input_shape
-    return (f"[{path.stem}](../specs/{path.name})", f"{channels}x{height}x{width}",
-            f"{summary.total_params:,}", f"{summary.total_macs:,}",
-            str(summary.final_receptive_field), accuracy, seeds,
-            str(best[0]["epochs"]) if best else "-", minutes,
-            machines[0] if machines else "-", command)
+    return (
+        f"[{path.stem}](../specs/{path.name})",
+        f"{channels}x{height}x{width}",
+        f"{summary.total_params:,}",
+        f"{summary.total_macs:,}",
+        str(summary.final_receptive_field),
+        accuracy,
+        seeds,
+        str(best[0]["epochs"]) if best else "-",
+        minutes,
+        machines[0] if machines else "-",
+        command,
+    )
 
 
 # ---------------------------------------------------------------- the README table
@@ -76,17 +105,27 @@ def spec_rows(paths: list[Path]) -> list[tuple[str, str, str, str, str, str]]:
         spec = read_spec(path)
         summary = summarize_spec(spec)
         channels, height, width = spec.input_shape
-        rows.append((f"[`{path.name}`](specs/{path.name})", f"{channels}x{height}x{width}",
-                     str(spec.num_classes), f"{summary.total_params:,}",
-                     f"{summary.total_macs:,}", str(summary.final_receptive_field)))
+        rows.append(
+            (
+                f"[`{path.name}`](specs/{path.name})",
+                f"{channels}x{height}x{width}",
+                str(spec.num_classes),
+                f"{summary.total_params:,}",
+                f"{summary.total_macs:,}",
+                str(summary.final_receptive_field),
+            )
+        )
     return rows
 
 
 def spec_table(specs_dir: Path) -> str:
     headers = ("spec", "input", "classes", "parameters", "MACs", "receptive field")
-    return tabulate(spec_rows(list(specs_dir.glob("*.yaml"))), headers=headers,
-                    tablefmt="github", colalign=("left", "left", "right", "right", "right",
-                                                 "right"))
+    return tabulate(
+        spec_rows(list(specs_dir.glob("*.yaml"))),
+        headers=headers,
+        tablefmt="github",
+        colalign=("left", "left", "right", "right", "right", "right"),
+    )
 
 
 def with_table(readme_text: str, table: str) -> str:

@@ -33,38 +33,55 @@ class OptimizerConfig:
     """optimizer and its hyper-parameters"""
 
     name: Annotated[Literal["sgd", "adam", "adamw"], Arg("optimizer")] = "sgd"  # the seeds' one
-    lr: Annotated[float, Arg("learning rate (the peak rate for one-cycle)",
-                             exclusive_minimum=0)] = 0.01  # the seeds' SGD rate
+    lr: Annotated[
+        float, Arg("learning rate (the peak rate for one-cycle)", exclusive_minimum=0)
+    ] = 0.01  # the seeds' SGD rate
     momentum: Annotated[float, Arg("SGD momentum", minimum=0, exclusive_maximum=1)] = 0.9
     nesterov: Annotated[bool, Arg("Nesterov momentum (SGD)")] = False  # plain, as the seeds
-    weight_decay: Annotated[float, Arg("L2 weight decay (decoupled for AdamW)",
-                                       minimum=0)] = 0.0  # small nets underfit before they overfit
+    weight_decay: Annotated[float, Arg("L2 weight decay (decoupled for AdamW)", minimum=0)] = (
+        0.0  # small nets underfit before they overfit
+    )
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
     """learning-rate schedule, stepped every batch"""
 
-    name: Annotated[Literal["none", "step", "cosine", "onecycle"],
-                    Arg("learning-rate schedule")] = "none"  # a constant rate, as the seeds
+    name: Annotated[
+        Literal["none", "step", "cosine", "onecycle"], Arg("learning-rate schedule")
+    ] = "none"  # a constant rate, as the seeds
     step_size: Annotated[int, Arg("epochs between decays (step)", minimum=1)] = 5
     gamma: Annotated[float, Arg("decay factor (step)", minimum=0)] = 0.1  # one decade per step
-    pct_start: Annotated[float, Arg("fraction of the steps spent warming up (onecycle; at least "
-                                    "1.5 steps in a very short run)", exclusive_minimum=0,
-                                    exclusive_maximum=1)] = 0.25  # shorter than torch's 0.3
-    warmup_epochs: Annotated[float, Arg("linear warm-up epochs before the schedule",
-                                        minimum=0)] = 0.0
+    pct_start: Annotated[
+        float,
+        Arg(
+            "fraction of the steps spent warming up (onecycle; at least "
+            "1.5 steps in a very short run)",
+            exclusive_minimum=0,
+            exclusive_maximum=1,
+        ),
+    ] = 0.25  # shorter than torch's 0.3
+    warmup_epochs: Annotated[float, Arg("linear warm-up epochs before the schedule", minimum=0)] = (
+        0.0
+    )
 
 
 @dataclass(frozen=True)
 class NormalizeConfig:
     """per-channel mean and std after scaling pixels to [0, 1]; one value serves all channels"""
 
-    mean: Annotated[list[float] | None, Arg("channel means (default: the dataset's own, from "
-                                            "its training images)", min_items=1)] = None
-    std: Annotated[list[float] | None, Arg("channel standard deviations (default: the "
-                                           "dataset's own)", exclusive_minimum=0,
-                                           min_items=1)] = None
+    mean: Annotated[
+        list[float] | None,
+        Arg("channel means (default: the dataset's own, from its training images)", min_items=1),
+    ] = None
+    std: Annotated[
+        list[float] | None,
+        Arg(
+            "channel standard deviations (default: the dataset's own)",
+            exclusive_minimum=0,
+            min_items=1,
+        ),
+    ] = None
 
 
 @dataclass(frozen=True)
@@ -72,10 +89,13 @@ class AugmentConfig:
     """random affine augmentation of training batches"""
 
     rotation: Annotated[float, Arg("max rotation in degrees", minimum=0, maximum=180)] = 0.0
-    translate: Annotated[float, Arg("max shift as a fraction of the size", minimum=0,
-                                    exclusive_maximum=1)] = 0.0
-    scale: Annotated[tuple[float, float], Arg("random zoom range [min, max]", exclusive_minimum=0,
-                                              min_items=2, max_items=2)] = (1.0, 1.0)
+    translate: Annotated[
+        float, Arg("max shift as a fraction of the size", minimum=0, exclusive_maximum=1)
+    ] = 0.0
+    scale: Annotated[
+        tuple[float, float],
+        Arg("random zoom range [min, max]", exclusive_minimum=0, min_items=2, max_items=2),
+    ] = (1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -90,29 +110,46 @@ class TransformsConfig:
 class TrainConfig:
     """how `netbuilder train` trains this spec; every field has a default"""
 
-    dataset: Annotated[Dataset, Arg("dataset (imagefolder: --data-dir holds train/ and "
-                                    "test/ or val/, a folder per class)")] = "mnist"
+    dataset: Annotated[
+        Dataset,
+        Arg("dataset (imagefolder: --data-dir holds train/ and test/ or val/, a folder per class)"),
+    ] = "mnist"
     epochs: Annotated[int, Arg("passes over the training set", minimum=1)] = 10
     batch_size: Annotated[int, Arg("training batch size", minimum=1)] = 128  # the seeds' size
     eval_batch_size: Annotated[int, Arg("batch size for evaluation", minimum=1)] = 1000
-    seed: Annotated[int, Arg("seed for weights, shuffling, augmentation and dropout",
-                             minimum=0)] = 1  # the seeds' seed
+    seed: Annotated[
+        int, Arg("seed for weights, shuffling, augmentation and dropout", minimum=0)
+    ] = 1  # the seeds' seed
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    label_smoothing: Annotated[float, Arg("label smoothing of the cross-entropy", minimum=0,
-                                          exclusive_maximum=1)] = 0.0
-    ema: Annotated[float, Arg("decay of an exponential moving average of the weights (and "
-                              "BatchNorm statistics), tested and saved as the model; 0: off",
-                              minimum=0, exclusive_maximum=1)] = 0.0  # off: the seeds had none
+    label_smoothing: Annotated[
+        float, Arg("label smoothing of the cross-entropy", minimum=0, exclusive_maximum=1)
+    ] = 0.0
+    ema: Annotated[
+        float,
+        Arg(
+            "decay of an exponential moving average of the weights (and "
+            "BatchNorm statistics), tested and saved as the model; 0: off",
+            minimum=0,
+            exclusive_maximum=1,
+        ),
+    ] = 0.0  # off: the seeds had none
     transforms: TransformsConfig = field(default_factory=TransformsConfig)
-    device: Annotated[Device, Arg("where to train: auto picks CUDA, then MPS, then the "
-                                  "CPU")] = "auto"
-    amp: Annotated[AmpMode, Arg("autocast precision: auto is bf16 (else fp16) on CUDA and "
-                                "full precision elsewhere; bf16 also runs on CPUs")] = "auto"
+    device: Annotated[Device, Arg("where to train: auto picks CUDA, then MPS, then the CPU")] = (
+        "auto"
+    )
+    amp: Annotated[
+        AmpMode,
+        Arg(
+            "autocast precision: auto is bf16 (else fp16) on CUDA and "
+            "full precision elsewhere; bf16 also runs on CPUs"
+        ),
+    ] = "auto"
     compile: Annotated[bool, Arg("torch.compile the model")] = False  # no gain on small CPUs
     channels_last: Annotated[bool, Arg("channels-last (NHWC) memory format")] = False
-    sync_batchnorm: Annotated[bool, Arg("with several processes (torchrun): BatchNorm "
-                                        "statistics over the global batch")] = False
+    sync_batchnorm: Annotated[
+        bool, Arg("with several processes (torchrun): BatchNorm statistics over the global batch")
+    ] = False
 
     @classmethod
     def from_data(cls, data: dict[str, Any] | None) -> TrainConfig:
@@ -178,8 +215,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def config_errors(config: TrainConfig, input_channels: int,
-                  locate: Callable[[PathKey], Location] | None = None) -> list[NetbuilderError]:
+def config_errors(
+    config: TrainConfig, input_channels: int, locate: Callable[[PathKey], Location] | None = None
+) -> list[NetbuilderError]:
     """What the schema cannot check alone: settings that depend on each other or on the spec,
     each located at its line of the `train:` section when `locate` knows the file."""
     problems: list[tuple[PathKey, str]] = []
@@ -187,23 +225,42 @@ def config_errors(config: TrainConfig, input_channels: int,
     for key in ("mean", "std"):
         values = getattr(normalize, key)
         if values is not None and len(values) not in (1, input_channels):
-            problems.append((("transforms", "normalize", key),
-                             f"has {len(values)} values; expected 1 or {input_channels} (the "
-                             f"spec's input channels), got {values}"))
+            problems.append(
+                (
+                    ("transforms", "normalize", key),
+                    f"has {len(values)} values; expected 1 or {input_channels} (the "
+                    f"spec's input channels), got {values}",
+                )
+            )
     low, high = config.transforms.augment.scale
     if low > high:
         problems.append((("transforms", "augment", "scale"), f"is [min, max]; got [{low}, {high}]"))
     schedule = config.schedule
     if schedule.name == "onecycle" and schedule.warmup_epochs > 0:
-        problems.append((("schedule", "warmup_epochs"), "onecycle warms up by itself; set "
-                         f"pct_start instead of warmup_epochs (got {schedule.warmup_epochs})"))
+        problems.append(
+            (
+                ("schedule", "warmup_epochs"),
+                "onecycle warms up by itself; set "
+                f"pct_start instead of warmup_epochs (got {schedule.warmup_epochs})",
+            )
+        )
     if schedule.warmup_epochs >= config.epochs:
-        problems.append((("schedule", "warmup_epochs"), f"{schedule.warmup_epochs} must be less "
-                         f"than train.epochs ({config.epochs})"))
+        problems.append(
+            (
+                ("schedule", "warmup_epochs"),
+                f"{schedule.warmup_epochs} must be less than train.epochs ({config.epochs})",
+            )
+        )
     optimizer = config.optimizer
     if optimizer.name == "sgd" and optimizer.nesterov and optimizer.momentum == 0:
-        problems.append((("optimizer", "nesterov"), "Nesterov momentum needs momentum > 0, got "
-                         "momentum 0"))
-    return [NetbuilderError(message, locate(("train", *path)) if locate else None,
-                            ".".join(("train", *map(str, path))))
-            for path, message in problems]
+        problems.append(
+            (("optimizer", "nesterov"), "Nesterov momentum needs momentum > 0, got momentum 0")
+        )
+    return [
+        NetbuilderError(
+            message,
+            locate(("train", *path)) if locate else None,
+            ".".join(("train", *map(str, path))),
+        )
+        for path, message in problems
+    ]

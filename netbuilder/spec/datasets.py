@@ -32,18 +32,31 @@ class DatasetInfo:
         return list(self.classes) or [str(index) for index in range(self.num_classes)]
 
 
-FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-           "Bag", "Ankle boot")
+FASHION = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 KMNIST = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
-DATASETS: Mapping[str, DatasetInfo] = MappingProxyType({  # read-only: not a registry
-    info.name: info for info in (
-        DatasetInfo("mnist", "MNIST", mean=0.1307, std=0.3081),
-        DatasetInfo("fashion_mnist", "FashionMNIST", mean=0.2860, std=0.3530, classes=FASHION),
-        DatasetInfo("kmnist", "KMNIST", mean=0.1918, std=0.3483, classes=KMNIST),
-        DatasetInfo("synthetic", None, mean=0.114, std=0.155),
-        DatasetInfo("imagefolder", None, num_classes=0, channels=0, size=0),
-    )
-})
+DATASETS: Mapping[str, DatasetInfo] = MappingProxyType(
+    {  # read-only: not a registry
+        info.name: info
+        for info in (
+            DatasetInfo("mnist", "MNIST", mean=0.1307, std=0.3081),
+            DatasetInfo("fashion_mnist", "FashionMNIST", mean=0.2860, std=0.3530, classes=FASHION),
+            DatasetInfo("kmnist", "KMNIST", mean=0.1918, std=0.3483, classes=KMNIST),
+            DatasetInfo("synthetic", None, mean=0.114, std=0.155),
+            DatasetInfo("imagefolder", None, num_classes=0, channels=0, size=0),
+        )
+    }
+)
 DATASET_NAMES = tuple(DATASETS)
 
 
@@ -53,5 +66,6 @@ def dataset_info(name: str) -> DatasetInfo:
         return DATASETS[name]
     close = difflib.get_close_matches(name, DATASET_NAMES, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise NetbuilderError(f"unknown dataset {name!r}; known datasets: "
-                          f"{', '.join(sorted(DATASET_NAMES))}{hint}")
+    raise NetbuilderError(
+        f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASET_NAMES))}{hint}"
+    )

@@ -53,8 +53,9 @@ class SpecDocument:
     def subtree(self, prefix: PathKey) -> dict[PathKey, Location]:
         """Positions under `prefix`, keyed by the rest of their path."""
         size = len(prefix)
-        return {path[size:]: where for path, where in self.positions.items()
-                if path[:size] == prefix}
+        return {
+            path[size:]: where for path, where in self.positions.items() if path[:size] == prefix
+        }
 
 
 def load_spec(path: str | Path) -> SpecDocument:
@@ -75,21 +76,27 @@ def read_spec_text(path: Path) -> str:
     if stat.S_ISDIR(status.st_mode):
         raise NetbuilderError("is a directory; expected a spec file (.yaml)", where)
     if not stat.S_ISREG(status.st_mode):
-        raise NetbuilderError("is not a regular file (a pipe, device or socket); netbuilder "
-                              "reads spec files only", where)
+        raise NetbuilderError(
+            "is not a regular file (a pipe, device or socket); netbuilder reads spec files only",
+            where,
+        )
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise NetbuilderError(f"cannot read spec file: {exc.strerror or exc}", where) from None
     if status.st_size > MAX_SPEC_BYTES or len(data) > MAX_SPEC_BYTES:
-        raise NetbuilderError(f"the spec file is {max(status.st_size, len(data)):,} bytes; the "
-                              f"limit is {MAX_SPEC_BYTES:,}", where)
+        raise NetbuilderError(
+            f"the spec file is {max(status.st_size, len(data)):,} bytes; the "
+            f"limit is {MAX_SPEC_BYTES:,}",
+            where,
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise NetbuilderError(f"not UTF-8 text (byte {exc.start}); is this a spec file?",
-                              where) from None
+        raise NetbuilderError(
+            f"not UTF-8 text (byte {exc.start}); is this a spec file?", where
+        ) from None
 
 
 def parse_spec(text: str, source: str = "<string>") -> SpecDocument:
@@ -101,8 +108,9 @@ def parse_spec(text: str, source: str = "<string>") -> SpecDocument:
     """
     node, data = load_yaml(text, source)
     if node is None:
-        raise NetbuilderError("the spec is empty; expected a mapping with 'name' and 'layers'",
-                              Location(source, 1, 1))
+        raise NetbuilderError(
+            "the spec is empty; expected a mapping with 'name' and 'layers'", Location(source, 1, 1)
+        )
     positions: dict[PathKey, Location] = {}
     _record_positions(node, (), positions, source)
     return SpecDocument(data, source, positions)
@@ -112,8 +120,10 @@ def load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
     """(composed node, plain data) of one YAML document, within the limits; any failure is a
     NetbuilderError naming `source`."""
     if len(text) > MAX_SPEC_BYTES:
-        raise NetbuilderError(f"the spec is {len(text):,} characters; the limit is "
-                              f"{MAX_SPEC_BYTES:,}", Location(source))
+        raise NetbuilderError(
+            f"the spec is {len(text):,} characters; the limit is {MAX_SPEC_BYTES:,}",
+            Location(source),
+        )
     try:
         _check_nesting(text, source)
         loader = _LOADER(text)
@@ -134,8 +144,9 @@ def load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
     except yaml.YAMLError as exc:
         raise NetbuilderError(f"invalid YAML: {_first_line(exc)}", Location(source)) from None
     except ValueError as exc:  # Python converts integers of at most 4300 digits
-        raise NetbuilderError(f"invalid value: {_first_line(exc).split(';')[0]}",
-                              Location(source)) from None
+        raise NetbuilderError(
+            f"invalid value: {_first_line(exc).split(';')[0]}", Location(source)
+        ) from None
 
 
 def _first_line(exc: Exception) -> str:
@@ -151,9 +162,10 @@ def _check_nesting(text: str, source: str) -> None:
             depth += 1
             if depth > MAX_YAML_DEPTH:
                 mark = event.start_mark
-                raise NetbuilderError(f"the spec nests deeper than {MAX_YAML_DEPTH} levels",
-                                      Location(source, mark.line + 1, mark.column + 1)
-                                      if mark else Location(source))
+                raise NetbuilderError(
+                    f"the spec nests deeper than {MAX_YAML_DEPTH} levels",
+                    Location(source, mark.line + 1, mark.column + 1) if mark else Location(source),
+                )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
 
@@ -177,8 +189,10 @@ def _check_expanded_size(root: yaml.Node, source: str) -> None:
         node, children_done = stack.pop()
         if children_done:
             kids = [measured[id(kid)] for kid in _children(node)]
-            measured[id(node)] = (1 + sum(size for size, _ in kids),
-                                  1 + max((depth for _, depth in kids), default=0))
+            measured[id(node)] = (
+                1 + sum(size for size, _ in kids),
+                1 + max((depth for _, depth in kids), default=0),
+            )
             on_path.discard(id(node))
             continue
         if id(node) in measured:
@@ -188,16 +202,24 @@ def _check_expanded_size(root: yaml.Node, source: str) -> None:
         for kid in _children(node):
             if id(kid) in on_path:
                 mark = kid.start_mark
-                raise NetbuilderError("a YAML alias refers to a value that contains it",
-                                      Location(source, mark.line + 1, mark.column + 1))
+                raise NetbuilderError(
+                    "a YAML alias refers to a value that contains it",
+                    Location(source, mark.line + 1, mark.column + 1),
+                )
             stack.append((kid, False))
     size, depth = measured[id(root)]
     if size > MAX_YAML_NODES:
-        raise NetbuilderError(f"the spec holds {size:,} values once its YAML aliases are "
-                              f"expanded; the limit is {MAX_YAML_NODES:,}", Location(source))
+        raise NetbuilderError(
+            f"the spec holds {size:,} values once its YAML aliases are "
+            f"expanded; the limit is {MAX_YAML_NODES:,}",
+            Location(source),
+        )
     if depth > MAX_YAML_DEPTH:
-        raise NetbuilderError(f"the spec nests {depth} levels deep once its YAML aliases are "
-                              f"expanded; the limit is {MAX_YAML_DEPTH}", Location(source))
+        raise NetbuilderError(
+            f"the spec nests {depth} levels deep once its YAML aliases are "
+            f"expanded; the limit is {MAX_YAML_DEPTH}",
+            Location(source),
+        )
 
 
 def _unshared(value: Any) -> Any:
@@ -209,14 +231,16 @@ def _unshared(value: Any) -> Any:
     return value
 
 
-def _record_positions(node: yaml.Node, path: PathKey, out: dict[PathKey, Location],
-                      source: str) -> None:
+def _record_positions(
+    node: yaml.Node, path: PathKey, out: dict[PathKey, Location], source: str
+) -> None:
     out[path] = Location(source, node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
-            out[(*path, KEY, key)] = Location(source, key_node.start_mark.line + 1,
-                                              key_node.start_mark.column + 1)
+            out[(*path, KEY, key)] = Location(
+                source, key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            )
             _record_positions(value_node, (*path, key), out, source)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
@@ -230,8 +254,10 @@ def _reject_duplicate_keys(node: yaml.Node, source: str) -> None:
         for key_node, value_node in node.value:
             if key_node.value in seen:
                 mark = key_node.start_mark
-                raise NetbuilderError(f"duplicate key '{key_node.value}'",
-                                      Location(source, mark.line + 1, mark.column + 1))
+                raise NetbuilderError(
+                    f"duplicate key '{key_node.value}'",
+                    Location(source, mark.line + 1, mark.column + 1),
+                )
             seen.add(key_node.value)
             _reject_duplicate_keys(value_node, source)
     elif isinstance(node, yaml.SequenceNode):

@@ -17,12 +17,15 @@ def apply_edits(document: SpecDocument, out: Output, expander: Expander) -> None
     """`override`, `insert` and `remove` of one document, on the resolved layers."""
     data = document.data
     layers = out.data["layers"]
-    for key, kind, example in (("override", dict, "{layer: {parameter: value}}"),
-                               ("insert", list, "[{after: layer, layers: [...]}]"),
-                               ("remove", list, "[layer, ...]")):
+    for key, kind, example in (
+        ("override", dict, "{layer: {parameter: value}}"),
+        ("insert", list, "[{after: layer, layers: [...]}]"),
+        ("remove", list, "[layer, ...]"),
+    ):
         if data.get(key) is not None and not isinstance(data[key], kind):
-            raise NetbuilderError(f"{key} expects {example}, got {data[key]!r}",
-                                  document.locate((key,)), key)
+            raise NetbuilderError(
+                f"{key} expects {example}, got {data[key]!r}", document.locate((key,)), key
+            )
     if not isinstance(layers, list):
         return  # the schema says what is wrong with it
     for name, params in (data.get("override") or {}).items():
@@ -30,19 +33,24 @@ def apply_edits(document: SpecDocument, out: Output, expander: Expander) -> None
         block = next(key for key in layers[index] if key not in ITEM_KEYS)
         where = document.locate(("override", name))
         if not isinstance(params, dict):
-            raise NetbuilderError("override maps a layer name to the parameters it changes",
-                                  where, f"override.{name}")
+            raise NetbuilderError(
+                "override maps a layer name to the parameters it changes", where, f"override.{name}"
+            )
         current = layers[index][block] or {}
-        layers[index][block] = {**current, **substitute_located(params, expander.names, where,
-                                                          ("override", name))}
+        layers[index][block] = {
+            **current,
+            **substitute_located(params, expander.names, where, ("override", name)),
+        }
         for key in params:
-            out.positions[("layers", index, block, key)] = document.locate(
-                ("override", name, key))
+            out.positions[("layers", index, block, key)] = document.locate(("override", name, key))
     for number, edit in enumerate(data.get("insert") or []):
         path = ("insert", number)
         if not isinstance(edit, dict) or len({"before", "after"} & set(edit)) != 1:
-            raise NetbuilderError("insert items say `before: <layer>` or `after: <layer>` and "
-                                  "`layers: [...]`", document.locate(path), where_text(path))
+            raise NetbuilderError(
+                "insert items say `before: <layer>` or `after: <layer>` and `layers: [...]`",
+                document.locate(path),
+                where_text(path),
+            )
         anchor = "before" if "before" in edit else "after"
         index = _find(layers, edit[anchor], document, (*path, anchor), "insert")
         source = Output(document.data, document.positions)
@@ -55,15 +63,13 @@ def apply_edits(document: SpecDocument, out: Output, expander: Expander) -> None
         _splice(out, index, [], Output(), remove=1)
 
 
-def _find(layers: list[Any], name: Any, document: SpecDocument, path: PathKey,
-          what: str) -> int:
+def _find(layers: list[Any], name: Any, document: SpecDocument, path: PathKey, what: str) -> int:
     names = [layer.get("name") if isinstance(layer, dict) else None for layer in layers]
     if name in names:
         return names.index(name)
     close = difflib.get_close_matches(str(name), [n for n in names if isinstance(n, str)], n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise NetbuilderError(f"no layer named '{name}'{hint}", document.locate(path),
-                          where_text(path))
+    raise NetbuilderError(f"no layer named '{name}'{hint}", document.locate(path), where_text(path))
 
 
 def _splice(out: Output, at: int, new: list[Any], scratch: Output, remove: int = 0) -> None:
@@ -82,4 +88,4 @@ def _splice(out: Output, at: int, new: list[Any], scratch: Output, remove: int =
         if isinstance(path[0], int):  # scratch positions start with the new layer's index
             moved[("layers", at + path[0], *path[1:])] = where
     out.positions = moved
-    out.data["layers"][at:at + remove] = new
+    out.data["layers"][at : at + remove] = new

@@ -33,8 +33,10 @@ class Output:
 
 def where_text(path: PathKey) -> str:
     """layers[0].conv.out_channels"""
-    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path
-                   ).lstrip(".")
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(
+        "."
+    )
+
 
 @dataclass
 class Expander:
@@ -46,13 +48,24 @@ class Expander:
     counts: dict[str, int] = field(default_factory=dict)  # unnamed layers per block (top level)
     notes: dict[int, dict[PathKey, str]] = field(default_factory=dict)  # id(layer) -> exprs
 
-    def items(self, items: Any, source: Output, path: PathKey, out: Output, out_path: PathKey,
-              prefix: str = "", entry: Any = INPUT) -> list[Any]:
+    def items(
+        self,
+        items: Any,
+        source: Output,
+        path: PathKey,
+        out: Output,
+        out_path: PathKey,
+        prefix: str = "",
+        entry: Any = INPUT,
+    ) -> list[Any]:
         """The layers of a list of items; `prefix` names a group's layers, `entry` is the layer
         a group instance reads (its `input`)."""
         if not isinstance(items, list):
-            raise NetbuilderError(f"expected a list of layers, got {items!r}",
-                                  _nearest(source.positions, path), where_text(path))
+            raise NetbuilderError(
+                f"expected a list of layers, got {items!r}",
+                _nearest(source.positions, path),
+                where_text(path),
+            )
         layers: list[Any] = []
         nested: list[bool] = []  # the layer came from a nested sequence, which linked it
         counts: dict[str, int] = {} if prefix else self.counts
@@ -61,27 +74,43 @@ class Expander:
         for index, item in enumerate(items):
             item_path = (*path, index)
             is_group = isinstance(item, dict) and "sequence" in item
-            for layer, layer_source in self.item(item, source, item_path, prefix, counts,
-                                                 children.get(index, {}), last):
+            for layer, layer_source in self.item(
+                item, source, item_path, prefix, counts, children.get(index, {}), last
+            ):
                 out_index = (*out_path, len(layers))
-                out.positions.update({(*out_index, *rest): where for rest, where in
-                                      layer_source.items()})
-                out.notes.update({(*out_index, *rest): text for rest, text in
-                                  self.notes.pop(id(layer), {}).items()})
+                out.positions.update(
+                    {(*out_index, *rest): where for rest, where in layer_source.items()}
+                )
+                out.notes.update(
+                    {
+                        (*out_index, *rest): text
+                        for rest, text in self.notes.pop(id(layer), {}).items()
+                    }
+                )
                 layers.append(layer)
                 nested.append(is_group)
                 if isinstance(layer, dict) and isinstance(layer.get("name"), str):
                     last = layer["name"]
                 if len(layers) > MAX_LAYERS:
-                    raise NetbuilderError(f"more than {MAX_LAYERS:,} layers once repeated",
-                                          source.positions.get(item_path), where_text(item_path))
+                    raise NetbuilderError(
+                        f"more than {MAX_LAYERS:,} layers once repeated",
+                        source.positions.get(item_path),
+                        where_text(item_path),
+                    )
         if prefix:
             link_group(layers, nested, entry, prefix, out, out_path)
         return layers
 
-    def item(self, item: Any, source: Output, path: PathKey, prefix: str,
-             counts: dict[str, int], positions: dict[PathKey, Location], last: Any
-             ) -> list[tuple[Any, dict[PathKey, Location]]]:
+    def item(
+        self,
+        item: Any,
+        source: Output,
+        path: PathKey,
+        prefix: str,
+        counts: dict[str, int],
+        positions: dict[PathKey, Location],
+        last: Any,
+    ) -> list[tuple[Any, dict[PathKey, Location]]]:
         """The layers one item stands for (none when its `when` is false)."""
         if not isinstance(item, dict):
             return [(item, positions)]
@@ -95,36 +124,58 @@ class Expander:
             if "sequence" in item:
                 instance = self.group(item, source, path, prefix, k, times, names, last)
             else:
-                instance = [(self.layer(item, names, prefix, k, times, counts, where, path,
-                                        positions), positions)]
+                instance = [
+                    (
+                        self.layer(item, names, prefix, k, times, counts, where, path, positions),
+                        positions,
+                    )
+                ]
             results += instance
-            named = [layer["name"] for layer, _ in instance
-                     if isinstance(layer, dict) and isinstance(layer.get("name"), str)]
+            named = [
+                layer["name"]
+                for layer, _ in instance
+                if isinstance(layer, dict) and isinstance(layer.get("name"), str)
+            ]
             last = named[-1] if named else last
         return results
 
     def condition(self, value: Any, where: Location | None, path: PathKey) -> bool:
         result = substitute_located(value, self.names, where, (*path, "when"))
         if not isinstance(result, bool):
-            raise NetbuilderError(f"expected true or false, got {result!r}", where,
-                                  where_text((*path, "when")))
+            raise NetbuilderError(
+                f"expected true or false, got {result!r}", where, where_text((*path, "when"))
+            )
         return result
 
     def repeat(self, value: Any, where: Location | None, path: PathKey) -> int:
         count = substitute_located(value, self.names, where, (*path, "repeat"))
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise NetbuilderError(f"expected a whole number >= 1, got {count!r}", where,
-                                  where_text((*path, "repeat")))
+            raise NetbuilderError(
+                f"expected a whole number >= 1, got {count!r}", where, where_text((*path, "repeat"))
+            )
         return count
 
-    def layer(self, item: dict[str, Any], names: dict[str, Value], prefix: str, k: int,
-              times: int, counts: dict[str, int], where: Location | None, path: PathKey,
-              positions: dict[PathKey, Location]) -> dict[str, Any]:
+    def layer(
+        self,
+        item: dict[str, Any],
+        names: dict[str, Value],
+        prefix: str,
+        k: int,
+        times: int,
+        counts: dict[str, int],
+        where: Location | None,
+        path: PathKey,
+        positions: dict[PathKey, Location],
+    ) -> dict[str, Any]:
         blocks = [key for key in item if key not in (*ITEM_KEYS, "sequence")]
-        layer = {key: _substitute_at(value, names, positions, (key,), where, path)
-                 for key, value in item.items() if key not in ("repeat", "when")}
-        self.notes[id(layer)] = {(key, *rest): text for key, value in item.items()
-                                 for rest, text in _expressions(value)}
+        layer = {
+            key: _substitute_at(value, names, positions, (key,), where, path)
+            for key, value in item.items()
+            if key not in ("repeat", "when")
+        }
+        self.notes[id(layer)] = {
+            (key, *rest): text for key, value in item.items() for rest, text in _expressions(value)
+        }
         if len(blocks) != 1:
             return layer  # the schema says what is wrong with it
         name = layer.get("name")
@@ -136,31 +187,56 @@ class Expander:
         layer["name"] = f"{prefix}{name}"
         return layer
 
-    def group(self, item: dict[str, Any], source: Output, path: PathKey, prefix: str, k: int,
-              times: int, names: dict[str, Value], entry: Any
-              ) -> list[tuple[Any, dict[PathKey, Location]]]:
+    def group(
+        self,
+        item: dict[str, Any],
+        source: Output,
+        path: PathKey,
+        prefix: str,
+        k: int,
+        times: int,
+        names: dict[str, Value],
+        entry: Any,
+    ) -> list[tuple[Any, dict[PathKey, Location]]]:
         name = item.get("name")
         if not isinstance(name, str):
-            raise NetbuilderError("a sequence needs a name: its layers are named <name>.<layer>",
-                                  source.positions.get(path), where_text(path))
+            raise NetbuilderError(
+                "a sequence needs a name: its layers are named <name>.<layer>",
+                source.positions.get(path),
+                where_text(path),
+            )
         inner = f"{prefix}{name}.{k}." if times > 1 else f"{prefix}{name}."
         scratch = Output(positions={})
         expander = Expander(names, self.counts, self.notes)
-        layers = expander.items(item["sequence"], source, (*path, "sequence"), scratch, (),
-                                inner, entry=item.get("from", entry))
-        return [(layer, {rest[1:]: where for rest, where in scratch.positions.items()
-                         if rest[0] == index})
-                for index, layer in enumerate(layers)]
+        layers = expander.items(
+            item["sequence"],
+            source,
+            (*path, "sequence"),
+            scratch,
+            (),
+            inner,
+            entry=item.get("from", entry),
+        )
+        return [
+            (
+                layer,
+                {rest[1:]: where for rest, where in scratch.positions.items() if rest[0] == index},
+            )
+            for index, layer in enumerate(layers)
+        ]
 
 
-def link_group(layers: list[Any], nested: list[bool], entry: Any, prefix: str, out: Output,
-               out_path: PathKey) -> None:
+def link_group(
+    layers: list[Any], nested: list[bool], entry: Any, prefix: str, out: Output, out_path: PathKey
+) -> None:
     """`from:` inside a group (a sequence, or a macro's body) by the spec's one rule
     (`sources`): a sibling's short name or a relative index within the group become the
     sibling's full name, `input` (and -k from the k-th layer) the layer the group reads, which
     its first layer reads unless it says otherwise. Other names pass on to the enclosing scope."""
-    scope = [layer.get("name", "").removeprefix(prefix) if isinstance(layer, dict) else None
-             for layer in layers]
+    scope = [
+        layer.get("name", "").removeprefix(prefix) if isinstance(layer, dict) else None
+        for layer in layers
+    ]
     label = f"the input of '{prefix.rstrip('.')}'"
     for position, layer in enumerate(layers):
         if nested[position] or not isinstance(layer, dict):
@@ -178,11 +254,17 @@ def link_group(layers: list[Any], nested: list[bool], entry: Any, prefix: str, o
             try:
                 target = scope_position(source, position, scope, label, top_level=False)
             except NetbuilderError as error:
-                where = out.positions.get((*out_path, position, "from"),
-                                          out.positions.get((*out_path, position)))
+                where = out.positions.get(
+                    (*out_path, position, "from"), out.positions.get((*out_path, position))
+                )
                 raise error.with_context(where, f"{layer.get('name')}.from") from None
-            resolved.append(entry if target == SCOPE_INPUT else
-                            layers[target]["name"] if isinstance(target, int) else target)
+            resolved.append(
+                entry
+                if target == SCOPE_INPUT
+                else layers[target]["name"]
+                if isinstance(target, int)
+                else target
+            )
         layer["from"] = resolved[0] if single else resolved
 
 
@@ -197,16 +279,19 @@ def _nearest(positions: dict[PathKey, Location], path: PathKey) -> Location | No
 def _expressions(value: Any, path: PathKey = ()) -> list[tuple[PathKey, str]]:
     """(path, text) of every ${...} string inside a value."""
     if isinstance(value, dict):
-        return [found for key, item in value.items() for found in _expressions(item,
-                                                                                (*path, key))]
+        return [found for key, item in value.items() for found in _expressions(item, (*path, key))]
     if isinstance(value, list):
-        return [found for index, item in enumerate(value)
-                for found in _expressions(item, (*path, index))]
+        return [
+            found
+            for index, item in enumerate(value)
+            for found in _expressions(item, (*path, index))
+        ]
     return [(path, value)] if isinstance(value, str) and "${" in value else []
 
 
-def _children_positions(positions: dict[PathKey, Location],
-                        path: PathKey) -> dict[int, dict[PathKey, Location]]:
+def _children_positions(
+    positions: dict[PathKey, Location], path: PathKey
+) -> dict[int, dict[PathKey, Location]]:
     """Positions under each item of the list at `path`, keyed by the item's index: one pass
     over the positions, however long the list."""
     size = len(path)
@@ -215,24 +300,35 @@ def _children_positions(positions: dict[PathKey, Location],
         if len(where_path) > size and where_path[:size] == path:
             index = where_path[size]
             if isinstance(index, int):
-                children.setdefault(index, {})[where_path[size + 1:]] = where
+                children.setdefault(index, {})[where_path[size + 1 :]] = where
     return children
 
 
-def _substitute_at(value: Any, names: dict[str, Value], positions: dict[PathKey, Location],
-                   inner: PathKey, where: Location | None, path: PathKey) -> Any:
+def _substitute_at(
+    value: Any,
+    names: dict[str, Value],
+    positions: dict[PathKey, Location],
+    inner: PathKey,
+    where: Location | None,
+    path: PathKey,
+) -> Any:
     """`substitute`, with an error located at the exact value (`inner` below the item)."""
     if isinstance(value, dict):
-        return {key: _substitute_at(item, names, positions, (*inner, key), where, path)
-                for key, item in value.items()}
+        return {
+            key: _substitute_at(item, names, positions, (*inner, key), where, path)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
-        return [_substitute_at(item, names, positions, (*inner, index), where, path)
-                for index, item in enumerate(value)]
+        return [
+            _substitute_at(item, names, positions, (*inner, index), where, path)
+            for index, item in enumerate(value)
+        ]
     return substitute_located(value, names, positions.get(inner, where), (*path, *inner))
 
 
-def substitute_located(value: Any, names: dict[str, Value], where: Location | None,
-                path: PathKey) -> Any:
+def substitute_located(
+    value: Any, names: dict[str, Value], where: Location | None, path: PathKey
+) -> Any:
     try:
         return substitute(value, names)
     except NetbuilderError as error:

@@ -35,20 +35,38 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "min": min, "max": max, "round": round, "abs": abs, "int": int, "float": float,
+    "min": min,
+    "max": max,
+    "round": round,
+    "abs": abs,
+    "int": int,
+    "float": float,
     "make_divisible": make_divisible,
 }
-BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-          ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod}
-COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
-           ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
+BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+}
+COMPARE = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
 
 
 def evaluate(text: str, names: Mapping[str, Value]) -> Value:
     """The value of one expression (the text inside ${...}) given the names it may use."""
     if len(text) > MAX_EXPRESSION_CHARS:
-        raise NetbuilderError(f"expression ${{{text[:40]}...}} is longer than "
-                              f"{MAX_EXPRESSION_CHARS} characters")
+        raise NetbuilderError(
+            f"expression ${{{text[:40]}...}} is longer than {MAX_EXPRESSION_CHARS} characters"
+        )
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
@@ -103,12 +121,15 @@ def _walk(node: ast.AST, names: Mapping[str, Value]) -> Any:
         return _walk(node.body if _walk(node.test, names) else node.orelse, names)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
         if node.func.id not in FUNCTIONS:
-            raise NetbuilderError(f"unknown function '{node.func.id}'; known: "
-                                  f"{', '.join(sorted(FUNCTIONS))}")
+            raise NetbuilderError(
+                f"unknown function '{node.func.id}'; known: {', '.join(sorted(FUNCTIONS))}"
+            )
         return FUNCTIONS[node.func.id](*(_walk(arg, names) for arg in node.args))
-    raise NetbuilderError(f"'{ast.unparse(node)}' is not allowed (numbers, parameters, "
-                          "+ - * / // %, comparisons, and/or/not, a if c else b, "
-                          f"{', '.join(sorted(FUNCTIONS))})")
+    raise NetbuilderError(
+        f"'{ast.unparse(node)}' is not allowed (numbers, parameters, "
+        "+ - * / // %, comparisons, and/or/not, a if c else b, "
+        f"{', '.join(sorted(FUNCTIONS))})"
+    )
 
 
 def _number(value: Any) -> int | float:
@@ -134,4 +155,3 @@ def substitute(value: Any, names: Mapping[str, Value]) -> Any:
 
 def _text(value: Value) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-

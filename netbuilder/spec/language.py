@@ -45,8 +45,9 @@ def load_chain(document: SpecDocument, seen: tuple[Path, ...] = ()) -> list[Spec
     where = document.locate(("extends",))
     target = data["extends"]
     if not isinstance(target, str) or not target:
-        raise NetbuilderError("extends names a spec file, e.g. 'extends: squeezenet_v11.yaml'",
-                              where, "extends")
+        raise NetbuilderError(
+            "extends names a spec file, e.g. 'extends: squeezenet_v11.yaml'", where, "extends"
+        )
     base_dir = Path(document.source).parent if Path(document.source).exists() else Path()
     path = base_dir / target
     chain = [*seen, Path(document.source).resolve()]
@@ -89,6 +90,7 @@ def merge_chain(chain: list[SpecDocument]) -> tuple[Output, int]:
                 provider = index
     return out, provider
 
+
 # ---------------------------------------------------------------- names for expressions
 
 
@@ -97,24 +99,41 @@ def expression_names(out: Output, source: str) -> dict[str, Value]:
     names: dict[str, Value] = {}
     params = out.data.get("params", {})
     if not isinstance(params, dict):
-        raise NetbuilderError("params maps names to values, e.g. 'params: {width: 1.0}'",
-                              out.positions.get(("params",), Location(source)), "params")
+        raise NetbuilderError(
+            "params maps names to values, e.g. 'params: {width: 1.0}'",
+            out.positions.get(("params",), Location(source)),
+            "params",
+        )
     for name, value in params.items():
         if not isinstance(name, str) or not name.isidentifier():
-            raise NetbuilderError(f"parameter name {name!r} is not an identifier",
-                                  out.positions.get(("params",)), "params")
+            raise NetbuilderError(
+                f"parameter name {name!r} is not an identifier",
+                out.positions.get(("params",)),
+                "params",
+            )
         names[name] = _evaluated(value, names, out, ("params", name))
     for key in ("input", "num_classes", "name", "train"):
         if key in out.data:
             out.data[key] = _evaluated(out.data[key], names, out, (key,))
     given: dict[str, Any] = out.data["input"] if isinstance(out.data.get("input"), dict) else {}
     size = given.get("size")
-    height, width = (size, size) if isinstance(size, int) else (
-        tuple(size) if isinstance(size, list) and len(size) == 2 else (None, None))
-    builtin = {"num_classes": out.data.get("num_classes"), "input_channels": given.get("channels"),
-               "input_size": height, "input_height": height, "input_width": width}
-    return {key: value for key, value in {**names, **builtin}.items()
-            if isinstance(value, (int, float, str))}
+    height, width = (
+        (size, size)
+        if isinstance(size, int)
+        else (tuple(size) if isinstance(size, list) and len(size) == 2 else (None, None))
+    )
+    builtin = {
+        "num_classes": out.data.get("num_classes"),
+        "input_channels": given.get("channels"),
+        "input_size": height,
+        "input_height": height,
+        "input_width": width,
+    }
+    return {
+        key: value
+        for key, value in {**names, **builtin}.items()
+        if isinstance(value, (int, float, str))
+    }
 
 
 def _evaluated(value: Any, names: dict[str, Value], out: Output, path: PathKey) -> Any:
@@ -125,6 +144,7 @@ def _evaluated(value: Any, names: dict[str, Value], out: Output, path: PathKey) 
     if result is not value and isinstance(value, str):
         out.notes[path] = value
     return result
+
 
 # ---------------------------------------------------------------- resolve
 
@@ -144,12 +164,10 @@ def resolve(document: SpecDocument, assignments: list[str] | None = None) -> Spe
     names = expression_names(out, document.source)
     expander = Expander(names)
     if "layers" in out.data:
-        out.data["layers"] = expander.items(out.data["layers"], out, ("layers",), out,
-                                            ("layers",))
+        out.data["layers"] = expander.items(out.data["layers"], out, ("layers",), out, ("layers",))
         for edited in chain[provider:]:
             if isinstance(edited.data, dict):
                 apply_edits(edited, out, expander)
     out.data.pop("params", None)
-    resolved = SpecDocument(out.data, document.source, out.positions, merged.overrides,
-                            out.notes)
+    resolved = SpecDocument(out.data, document.source, out.positions, merged.overrides, out.notes)
     return apply_overrides(resolved, late)

@@ -30,7 +30,7 @@ def apply_overrides(document: SpecDocument, assignments: list[str]) -> SpecDocum
             )
         value = _parse_value(raw_value, assignment)
         data, path = _assign(data, key.strip().split("."), value, assignment)
-        overrides = {p: a for p, a in overrides.items() if p[:len(path)] != path}
+        overrides = {p: a for p, a in overrides.items() if p[: len(path)] != path}
         overrides[path] = assignment
     return SpecDocument(data, document.source, document.positions, overrides, document.notes)
 
@@ -59,8 +59,10 @@ def _list_index(items: list[Any], keys: list[str], assignment: str) -> tuple[int
             return names.index(".".join(keys[:used])), used
     if keys[0].isdigit() and int(keys[0]) < len(items):
         return int(keys[0]), 1
-    raise NetbuilderError(f"--set {assignment}: '{keys[0]}' is neither an index nor a layer "
-                          f"name of a list of {len(items)} items")
+    raise NetbuilderError(
+        f"--set {assignment}: '{keys[0]}' is neither an index nor a layer "
+        f"name of a list of {len(items)} items"
+    )
 
 
 def _assign(data: Any, keys: list[str], value: Any, assignment: str) -> tuple[Any, PathKey]:
@@ -75,8 +77,10 @@ def _assign(data: Any, keys: list[str], value: Any, assignment: str) -> tuple[An
         elif isinstance(node, dict):
             index, used = keys[position], 1
         else:
-            raise NetbuilderError(f"--set {assignment}: '{'.'.join(keys[:position])}' is a "
-                                  f"{type(node).__name__}, not a mapping")
+            raise NetbuilderError(
+                f"--set {assignment}: '{'.'.join(keys[:position])}' is a "
+                f"{type(node).__name__}, not a mapping"
+            )
         path.append(index)
         position += used
         if position == len(keys):

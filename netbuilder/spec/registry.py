@@ -25,6 +25,7 @@ def format_shape(shape: Shape | None) -> str:
     '-' for a shape nobody saw (a module the forward never called)."""
     return "-" if shape is None else "x".join(str(size) for size in shape)
 
+
 T = TypeVar("T")
 
 
@@ -137,9 +138,11 @@ class Window:
         """(kernel, stride, padding) along the height (0) or the width (1)."""
         if axis == 0:
             return self.kernel, self.stride, self.padding
-        return (self.kernel if self.kernel_w is None else self.kernel_w,
-                self.stride if self.stride_w is None else self.stride_w,
-                self.padding if self.padding_w is None else self.padding_w)
+        return (
+            self.kernel if self.kernel_w is None else self.kernel_w,
+            self.stride if self.stride_w is None else self.stride_w,
+            self.padding if self.padding_w is None else self.padding_w,
+        )
 
 
 @dataclass
@@ -174,8 +177,9 @@ class BlockDef:
 BLOCKS: Registry[BlockDef] = Registry("block", builtins="netbuilder.blocks")
 
 
-def register(name: str, registry: Registry[BlockDef] = BLOCKS, *,
-             merge: bool = False) -> Callable[[Builder], Builder]:
+def register(
+    name: str, registry: Registry[BlockDef] = BLOCKS, *, merge: bool = False
+) -> Callable[[Builder], Builder]:
     """Decorator: `@register("fire")` on `def fire(in_shape, squeeze: Annotated[...]) -> Block`.
 
     A merge block (`merge=True`, such as `add`) reads several layers: its builder's first
@@ -203,7 +207,8 @@ def describe_builder(name: str, builder: Builder, merge: bool = False) -> BlockD
         if not metadata:
             raise NetbuilderError(
                 f"block '{name}' ({builder.__module__}.{builder.__qualname__}): parameter "
-                f"'{parameter.name}' needs a declaration, Annotated[type, Arg(\"what it is\")]")
+                f"'{parameter.name}' needs a declaration, Annotated[type, Arg(\"what it is\")]"
+            )
         params.append(Param(parameter.name, get_args(hint)[0], metadata[0], parameter.default))
     doc = inspect.getdoc(builder) or ""
     return BlockDef(name, builder, doc.split("\n\n")[0].replace("\n", " "), tuple(params), merge)

@@ -24,10 +24,15 @@ def _integer(doc: str, minimum: int = 1) -> dict[str, Any]:
     return {"type": "integer", "description": doc, "minimum": minimum}
 
 
-def _object(properties: dict[str, dict[str, Any]], doc: str,
-            required: list[str] | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "object", "description": doc, "properties": properties,
-                              "additionalProperties": False}
+def _object(
+    properties: dict[str, dict[str, Any]], doc: str, required: list[str] | None = None
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "description": doc,
+        "properties": properties,
+        "additionalProperties": False,
+    }
     if required:
         schema["required"] = required
     return schema
@@ -37,23 +42,32 @@ def value_schema(kind: Any, arg: Arg) -> dict[str, Any]:
     """JSON Schema of one declared value (block parameter or config field) from its type and
     Arg: int/float/bool/str, Literal choices, lists and fixed-size tuples, `X | None`."""
     if is_union(kind):
-        return {"anyOf": [{"type": "null"} if member is type(None) else value_schema(member, arg)
-                          for member in get_args(kind)]}
+        return {
+            "anyOf": [
+                {"type": "null"} if member is type(None) else value_schema(member, arg)
+                for member in get_args(kind)
+            ]
+        }
     if get_origin(kind) is Literal:
         return {"enum": list(get_args(kind))}
     if get_origin(kind) in (list, tuple):
         members = get_args(kind)
         schema: dict[str, Any] = {"type": "array", "items": value_schema(members[0], arg)}
         fixed = len(members) if get_origin(kind) is tuple and Ellipsis not in members else None
-        for key, size in (("minItems", arg.min_items or fixed),
-                          ("maxItems", arg.max_items or fixed)):
+        for key, size in (
+            ("minItems", arg.min_items or fixed),
+            ("maxItems", arg.max_items or fixed),
+        ):
             if size is not None:
                 schema[key] = size
         return schema
     schema = {"type": JSON_TYPES[kind]}
-    for key, value in (("minimum", arg.minimum), ("maximum", arg.maximum),
-                       ("exclusiveMinimum", arg.exclusive_minimum),
-                       ("exclusiveMaximum", arg.exclusive_maximum)):
+    for key, value in (
+        ("minimum", arg.minimum),
+        ("maximum", arg.maximum),
+        ("exclusiveMinimum", arg.exclusive_minimum),
+        ("exclusiveMaximum", arg.exclusive_maximum),
+    ):
         if value is not None and kind in (int, float):
             schema[key] = value
     if arg.channels:
@@ -83,9 +97,11 @@ def config_schema(cls: type) -> dict[str, Any]:
         if arg is None:
             raise TypeError(f"{cls.__name__}.{item.name} needs Annotated[type, Arg(doc)]")
         default = getattr(defaults, item.name)
-        properties[item.name] = {**value_schema(kind, arg), "description": arg.doc,
-                                 "default": list(default) if isinstance(default, tuple)
-                                 else default}
+        properties[item.name] = {
+            **value_schema(kind, arg),
+            "description": arg.doc,
+            "default": list(default) if isinstance(default, tuple) else default,
+        }
     return _object(properties, (inspect.getdoc(cls) or "").split("\n")[0])
 
 
@@ -98,44 +114,77 @@ def block_schema(block: BlockDef) -> dict[str, Any]:
     return schema
 
 
-def spec_schema(registry: Registry[BlockDef] = BLOCKS, macros: dict[str, Any] | None = None,
-                editor: bool = False) -> dict[str, Any]:
+def spec_schema(
+    registry: Registry[BlockDef] = BLOCKS,
+    macros: dict[str, Any] | None = None,
+    editor: bool = False,
+) -> dict[str, Any]:
     """The whole spec's schema; regenerated from the registry so plugins are covered.
 
     `macros` (a spec's `blocks:` section) adds its macros as layer blocks. `editor=True` gives
     the schema of a spec as written, for editors: it also knows `extends`, `params`, the edits,
     `repeat`/`when`/`sequence`, and accepts a ${...} expression wherever a value goes.
     """
-    source = {"anyOf": [{"type": "string", "pattern": LAYER_NAME_PATTERN},
-                        {"type": "integer", "maximum": -1}]}
+    source = {
+        "anyOf": [
+            {"type": "string", "pattern": LAYER_NAME_PATTERN},
+            {"type": "integer", "maximum": -1},
+        ]
+    }
     layer_properties: dict[str, Any] = {
-        "name": {"type": "string", "pattern": LAYER_NAME_PATTERN,
-                 "description": "layer name (default: block name + running number)"},
-        "from": {"anyOf": [source, {"type": "array", "items": source, "minItems": 1}],
-                 "description": "the layer(s) this one reads: a name, 'input', a relative "
-                                "index (-1 is the previous layer, the default) or a list"},
+        "name": {
+            "type": "string",
+            "pattern": LAYER_NAME_PATTERN,
+            "description": "layer name (default: block name + running number)",
+        },
+        "from": {
+            "anyOf": [source, {"type": "array", "items": source, "minItems": 1}],
+            "description": "the layer(s) this one reads: a name, 'input', a relative "
+            "index (-1 is the previous layer, the default) or a list",
+        },
     }
     layer_properties |= {b.name: {"$ref": f"#/$defs/block.{b.name}"} for b in registry}
-    layer_properties |= {name: macro_schema(name, macro) for name, macro in
-                         (macros or {}).items() if isinstance(macro, dict)}
+    layer_properties |= {
+        name: macro_schema(name, macro)
+        for name, macro in (macros or {}).items()
+        if isinstance(macro, dict)
+    }
     properties: dict[str, Any] = {
         "name": {"type": "string", "minLength": 1, "description": "model name"},
         "description": {"type": "string", "description": "free text"},
         "input": _object(
-            {"channels": _integer("image channels (1 for MNIST, 3 for RGB)"),
-             "size": {"anyOf": [{"type": "integer", "minimum": 1},
-                                {"type": "array", "items": {"type": "integer", "minimum": 1},
-                                 "minItems": 2, "maxItems": 2}],
-                      "description": "square side, or [height, width]"}},
-            "one sample's shape", ["channels", "size"],
+            {
+                "channels": _integer("image channels (1 for MNIST, 3 for RGB)"),
+                "size": {
+                    "anyOf": [
+                        {"type": "integer", "minimum": 1},
+                        {
+                            "type": "array",
+                            "items": {"type": "integer", "minimum": 1},
+                            "minItems": 2,
+                            "maxItems": 2,
+                        },
+                    ],
+                    "description": "square side, or [height, width]",
+                },
+            },
+            "one sample's shape",
+            ["channels", "size"],
         ),
         "num_classes": _integer("classes; channel parameters may say 'num_classes'"),
-        "layers": {"type": "array", "minItems": 1, "maxItems": MAX_LAYERS,
-                   "items": {"$ref": "#/$defs/layer"},
-                   "description": "blocks in order; input channels are inferred"},
+        "layers": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_LAYERS,
+            "items": {"$ref": "#/$defs/layer"},
+            "description": "blocks in order; input channels are inferred",
+        },
         "train": {"$ref": "#/$defs/train"},
-        "blocks": {"type": "object", "additionalProperties": {"$ref": "#/$defs/macro"},
-                   "description": "macros: blocks made of other blocks, used like them"},
+        "blocks": {
+            "type": "object",
+            "additionalProperties": {"$ref": "#/$defs/macro"},
+            "description": "macros: blocks made of other blocks, used like them",
+        },
     }
     schema = {
         "$schema": DRAFT,
@@ -145,9 +194,13 @@ def spec_schema(registry: Registry[BlockDef] = BLOCKS, macros: dict[str, Any] | 
         "additionalProperties": False,
         "properties": properties,
         "$defs": {
-            "layer": {"type": "object", "properties": layer_properties,
-                      "additionalProperties": False, "minProperties": 1,
-                      "description": "one block name mapped to its parameters"},
+            "layer": {
+                "type": "object",
+                "properties": layer_properties,
+                "additionalProperties": False,
+                "minProperties": 1,
+                "description": "one block name mapped to its parameters",
+            },
             "train": config_schema(TrainConfig),
             "macro": MACRO_SCHEMA,
             **{f"block.{b.name}": block_schema(b) for b in registry},
@@ -156,22 +209,33 @@ def spec_schema(registry: Registry[BlockDef] = BLOCKS, macros: dict[str, Any] | 
     return as_written(schema) if editor else schema
 
 
-MACRO_SCHEMA = _object({
-    "doc": {"type": "string", "description": "what the macro builds"},
-    "params": {"type": "object", "description": "its parameters and their defaults (null: the "
-                                                "parameter is required)"},
-    "layers": {"type": "array", "minItems": 1, "description": "its layers; `input` is the "
-                                                              "macro's input"},
-}, "a block made of other blocks, with its own parameters", ["layers"])
+MACRO_SCHEMA = _object(
+    {
+        "doc": {"type": "string", "description": "what the macro builds"},
+        "params": {
+            "type": "object",
+            "description": "its parameters and their defaults (null: the parameter is required)",
+        },
+        "layers": {
+            "type": "array",
+            "minItems": 1,
+            "description": "its layers; `input` is the macro's input",
+        },
+    },
+    "a block made of other blocks, with its own parameters",
+    ["layers"],
+)
 
 
 def macro_schema(name: str, macro: dict[str, Any]) -> dict[str, Any]:
     """A macro's parameters as a layer block's: any value; null defaults are required."""
     given = macro.get("params")
     params: dict[str, Any] = given if isinstance(given, dict) else {}
-    schema = _object({key: {"description": f"parameter of macro {name}"} for key in params},
-                     str(macro.get("doc") or f"macro {name}"),
-                     [key for key, value in params.items() if value is None])
+    schema = _object(
+        {key: {"description": f"parameter of macro {name}"} for key in params},
+        str(macro.get("doc") or f"macro {name}"),
+        [key for key, value in params.items() if value is None],
+    )
     if not schema.get("required"):
         schema["type"] = ["object", "null"]
     return schema
@@ -185,9 +249,11 @@ LANGUAGE = {
     "insert": {"type": "array", "description": "[{before|after: layer, layers: [...]}]"},
     "remove": {"type": "array", "items": {"type": "string"}, "description": "layer names"},
 }
-ITEM = {"repeat": {"description": "how many copies (a whole number or ${...})"},
-        "when": {"description": "keep the item only where this ${...} holds"},
-        "sequence": {"type": "array", "description": "a group of layers (needs a name)"}}
+ITEM = {
+    "repeat": {"description": "how many copies (a whole number or ${...})"},
+    "when": {"description": "keep the item only where this ${...} holds"},
+    "sequence": {"type": "array", "description": "a group of layers (needs a name)"},
+}
 
 
 def as_written(schema: Any) -> Any:
@@ -223,5 +289,6 @@ def _is_number(_checker: Any, instance: Any) -> bool:
 SpecValidator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
     jsonschema.Draft202012Validator,
     type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many(
-        {"integer": _is_integer, "number": _is_number}),
+        {"integer": _is_integer, "number": _is_number}
+    ),
 )

@@ -102,22 +102,39 @@ def check_layers(document: SpecDocument) -> list[NetbuilderError]:
             continue
         blocks = [k for k in layer if k not in LAYER_KEYS]
         if not blocks and layer:
-            errors.append(NetbuilderError(
-                "this layer names no block; expected one block name, e.g. '- relu: {}'",
-                document.locate(("layers", index)), f"layers[{index}]"))
+            errors.append(
+                NetbuilderError(
+                    "this layer names no block; expected one block name, e.g. '- relu: {}'",
+                    document.locate(("layers", index)),
+                    f"layers[{index}]",
+                )
+            )
         if len(blocks) > 1:
-            errors.append(NetbuilderError(
-                f"a layer names one block, this one names {len(blocks)}: {', '.join(blocks)}; "
-                "put each block in its own list item",
-                document.locate(("layers", index)), f"layers[{index}]"))
+            errors.append(
+                NetbuilderError(
+                    f"a layer names one block, this one names {len(blocks)}: {', '.join(blocks)}; "
+                    "put each block in its own list item",
+                    document.locate(("layers", index)),
+                    f"layers[{index}]",
+                )
+            )
         if name == INPUT:
-            errors.append(NetbuilderError(
-                f"'{INPUT}' names the model's input in `from:`; choose another layer name",
-                document.locate(("layers", index, "name")), f"layers[{index}]"))
+            errors.append(
+                NetbuilderError(
+                    f"'{INPUT}' names the model's input in `from:`; choose another layer name",
+                    document.locate(("layers", index, "name")),
+                    f"layers[{index}]",
+                )
+            )
         if isinstance(name, str) and name in seen:
-            errors.append(NetbuilderError(
-                f"layer name '{name}' is already used by layers[{seen[name]}]; names must be "
-                "unique", document.locate(("layers", index)), f"layers[{index}] ({name})"))
+            errors.append(
+                NetbuilderError(
+                    f"layer name '{name}' is already used by layers[{seen[name]}]; names must be "
+                    "unique",
+                    document.locate(("layers", index)),
+                    f"layers[{index}] ({name})",
+                )
+            )
         if isinstance(name, str):
             seen.setdefault(name, index)
     return errors
@@ -137,9 +154,15 @@ def interpret(document: SpecDocument) -> Spec:
     height, width = (size, size) if isinstance(size, int) else size
     names = layer_names(data["layers"])
     layers = tuple(
-        LayerSpec(index, str(name), str(block_key(layer)),
-                  dict(layer[block_key(layer)] or {}), document.locate(("layers", index)),
-                  _sources(layer.get("from")), document.locate(("layers", index, "from")))
+        LayerSpec(
+            index,
+            str(name),
+            str(block_key(layer)),
+            dict(layer[block_key(layer)] or {}),
+            document.locate(("layers", index)),
+            _sources(layer.get("from")),
+            document.locate(("layers", index, "from")),
+        )
         for index, (layer, name) in enumerate(zip(data["layers"], names, strict=True))
     )
     return Spec(
@@ -149,7 +172,14 @@ def interpret(document: SpecDocument) -> Spec:
         layers=layers,
         train=TrainConfig.from_data(data.get("train")),
         document=document,
-        macros={name: Macro(name, dict(macro.get("params") or {}), list(macro["layers"]),
-                            document, ("blocks", name))
-                for name, macro in (data.get("blocks") or {}).items()},
+        macros={
+            name: Macro(
+                name,
+                dict(macro.get("params") or {}),
+                list(macro["layers"]),
+                document,
+                ("blocks", name),
+            )
+            for name, macro in (data.get("blocks") or {}).items()
+        },
     )

@@ -19,8 +19,11 @@ from .registry import BLOCKS, BlockDef, Registry
 from .schema import SpecValidator, config_schema, spec_schema
 from .types import Spec, check_layers, interpret, layer_name_at
 
-RETIRED = {"width_multiplier": "declare `params: {width: 1.0}` and scale the channels you mean "
-                               "to scale: out_channels: ${int(64 * width)}"}
+RETIRED = {
+    "width_multiplier": "declare `params: {width: 1.0}` and scale the channels you mean "
+    "to scale: out_channels: ${int(64 * width)}"
+}
+
 
 def validate_document(
     document: SpecDocument, registry: Registry[BlockDef] = BLOCKS
@@ -28,15 +31,21 @@ def validate_document(
     """Every schema violation of the document, each located in the file."""
     too_large = list(_oversized_integers(document.data, ()))
     if too_large:
-        return [NetbuilderError(f"{value} is larger than the largest integer a spec may hold, "
-                                f"{MAX_INTEGER:,}", document.locate(path),
-                                describe_place(document.data, path) or None)
-                for path, value in too_large]
+        return [
+            NetbuilderError(
+                f"{value} is larger than the largest integer a spec may hold, {MAX_INTEGER:,}",
+                document.locate(path),
+                describe_place(document.data, path) or None,
+            )
+            for path, value in too_large
+        ]
     data = document.data if isinstance(document.data, dict) else {}
     macros = data.get("blocks") if isinstance(data.get("blocks"), dict) else {}
     validator = SpecValidator(spec_schema(registry, macros))
-    errors = sorted(validator.iter_errors(document.data),
-                    key=lambda e: (list(map(str, e.absolute_path)), e.validator))
+    errors = sorted(
+        validator.iter_errors(document.data),
+        key=lambda e: (list(map(str, e.absolute_path)), e.validator),
+    )
     return [to_netbuilder_error(error, document, registry) for error in errors]
 
 
@@ -86,18 +95,25 @@ def to_netbuilder_error(
         missing = error.message.split("'")[1]
         message = f"missing required {'parameter' if _in_block(path) else 'key'} '{missing}'"
     elif error.validator == "type" and len(path) == 2 and path[0] == "layers":
-        message = ("a layer maps one block name to its parameters, e.g. "
-                   f"'- conv_bn: {{out_channels: 8}}'; got {error.instance!r}")
-    elif error.validator == "type" and isinstance(error.instance, float) and not math.isfinite(
-            error.instance):
+        message = (
+            "a layer maps one block name to its parameters, e.g. "
+            f"'- conv_bn: {{out_channels: 8}}'; got {error.instance!r}"
+        )
+    elif (
+        error.validator == "type"
+        and isinstance(error.instance, float)
+        and not math.isfinite(error.instance)
+    ):
         message = f"expected a finite number, got {error.instance!r}"
     elif error.validator == "type":
         value = error.validator_value
         wanted = " or ".join(value) if isinstance(value, list) else str(value)
         message = f"expected {_article(wanted)} {wanted}, got {error.instance!r}"
     elif error.validator == "anyOf" and path[-1:] == ("from",):
-        message = ("expected a layer name, 'input', a negative index (-1: the layer above) or a "
-                   f"list of them; got {error.instance!r}")
+        message = (
+            "expected a layer name, 'input', a negative index (-1: the layer above) or a "
+            f"list of them; got {error.instance!r}"
+        )
     elif error.validator == "anyOf":
         choices: Any = error.validator_value  # the anyOf's list of schemas
         options = " or ".join(_describe(option) for option in choices)
@@ -150,20 +166,33 @@ def check_macros(document: SpecDocument, registry: Registry[BlockDef]) -> list[N
     for name, macro in (macros or {}).items() if isinstance(macros, dict) else ():
         where = document.locate_key(("blocks",), name)
         if name in registry:
-            errors.append(NetbuilderError(f"macro '{name}' would hide the block '{name}'; "
-                                          "choose another name", where, f"blocks.{name}"))
+            errors.append(
+                NetbuilderError(
+                    f"macro '{name}' would hide the block '{name}'; choose another name",
+                    where,
+                    f"blocks.{name}",
+                )
+            )
         params = macro.get("params") if isinstance(macro, dict) else None
         for param in params or {}:
             if not isinstance(param, str) or not param.isidentifier():
-                errors.append(NetbuilderError(f"parameter name {param!r} is not an identifier",
-                                              where, f"blocks.{name}.params"))
+                errors.append(
+                    NetbuilderError(
+                        f"parameter name {param!r} is not an identifier",
+                        where,
+                        f"blocks.{name}.params",
+                    )
+                )
     return errors
 
 
 def validate(document: SpecDocument, registry: Registry[BlockDef] = BLOCKS) -> Spec:
     """Check a document completely and return its Spec, or raise every problem at once."""
-    errors = (validate_document(document, registry) + check_layers(document)
-              + check_macros(document, registry))
+    errors = (
+        validate_document(document, registry)
+        + check_layers(document)
+        + check_macros(document, registry)
+    )
     raise_if_any(errors + train_errors(document))
     return interpret(document)
 
@@ -175,8 +204,11 @@ def train_errors(document: SpecDocument) -> list[NetbuilderError]:
     given = data.get("input")
     channels = given.get("channels") if isinstance(given, dict) else None
     train = data.get("train") or {}
-    if isinstance(channels, bool) or not isinstance(channels, int) or not TRAIN_VALIDATOR.is_valid(
-            train):
+    if (
+        isinstance(channels, bool)
+        or not isinstance(channels, int)
+        or not TRAIN_VALIDATOR.is_valid(train)
+    ):
         return []
     return config_errors(TrainConfig.from_data(train), channels, document.locate)
 

@@ -25,8 +25,15 @@ LAST = "last.pt"
 BEST = "best.pt"
 ARCHITECTURE_KEYS = ("input", "num_classes", "layers", "blocks")
 LAYOUT: dict[str, type | tuple[type, ...]] = {  # key -> the type its value must have
-    "format_version": int, "model": dict, "epoch": int, "spec": dict, "spec_name": str,
-    "fingerprint": str, "train_config": dict, "class_names": list, "history": list,
+    "format_version": int,
+    "model": dict,
+    "epoch": int,
+    "spec": dict,
+    "spec_name": str,
+    "fingerprint": str,
+    "train_config": dict,
+    "class_names": list,
+    "history": list,
 }
 
 
@@ -54,14 +61,24 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load with `weights_only=True` (no arbitrary code); any damage is a one-line user error."""
     path = Path(path)
     if path.is_dir():
-        raise NetbuilderError(f"{path} is a directory; expected a checkpoint file such as "
-                              f"{path / BEST}")
+        raise NetbuilderError(
+            f"{path} is a directory; expected a checkpoint file such as {path / BEST}"
+        )
     if not path.is_file():
         raise NetbuilderError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError,
-            pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+    ) as exc:
         raise NetbuilderError(
             f"cannot read checkpoint {path}: it is corrupt, truncated or not a netbuilder "
             f"checkpoint ({_first_sentence(exc)})"
@@ -81,20 +98,26 @@ def _first_sentence(exc: Exception) -> str:
 def check_layout(payload: Any, path: Path) -> None:
     """The keys and types netbuilder writes; anything else is not one of its checkpoints."""
     if not isinstance(payload, dict):
-        raise NetbuilderError(f"{path} is not a netbuilder checkpoint (it holds a "
-                              f"{type(payload).__name__}, not a dict)")
+        raise NetbuilderError(
+            f"{path} is not a netbuilder checkpoint (it holds a "
+            f"{type(payload).__name__}, not a dict)"
+        )
     version = payload.get("format_version")
     if isinstance(version, int) and version != FORMAT_VERSION:
-        raise NetbuilderError(f"{path} has checkpoint format {version}; this netbuilder reads "
-                              f"format {FORMAT_VERSION}")
+        raise NetbuilderError(
+            f"{path} has checkpoint format {version}; this netbuilder reads format {FORMAT_VERSION}"
+        )
     for key, kind in LAYOUT.items():
         if not isinstance(payload.get(key), kind) or isinstance(payload.get(key), bool):
             found = "missing" if key not in payload else type(payload[key]).__name__
-            raise NetbuilderError(f"{path} is not a netbuilder checkpoint: '{key}' is {found}, "
-                                  f"expected {getattr(kind, '__name__', kind)}")
+            raise NetbuilderError(
+                f"{path} is not a netbuilder checkpoint: '{key}' is {found}, "
+                f"expected {getattr(kind, '__name__', kind)}"
+            )
     if not all(isinstance(v, torch.Tensor) for v in payload["model"].values()):
-        raise NetbuilderError(f"{path} is not a netbuilder checkpoint: its model weights are "
-                              "not all tensors")
+        raise NetbuilderError(
+            f"{path} is not a netbuilder checkpoint: its model weights are not all tensors"
+        )
 
 
 def check_same_spec(payload: dict[str, Any], spec_data: dict[str, Any], path: str | Path) -> None:
@@ -112,8 +135,10 @@ def check_fingerprint(payload: dict[str, Any], path: str | Path) -> None:
     """The stored spec must be the one the weights were trained from (the file was edited or
     assembled from two runs otherwise)."""
     if payload["fingerprint"] != spec_fingerprint(payload["spec"]):
-        raise NetbuilderError(f"{path}: the spec stored in the checkpoint does not match its "
-                              "fingerprint; the file was modified after training")
+        raise NetbuilderError(
+            f"{path}: the spec stored in the checkpoint does not match its "
+            "fingerprint; the file was modified after training"
+        )
 
 
 def capture_rng_state() -> dict[str, Any]:

@@ -21,8 +21,9 @@ def resolve_device(name: str) -> torch.device:
     if name not in DEVICES:
         raise NetbuilderError(f"unknown device '{name}'; expected one of {', '.join(DEVICES)}")
     if name == "cuda" and not torch.cuda.is_available():
-        raise NetbuilderError("--device cuda: no CUDA device is available; use --device cpu "
-                              "or auto")
+        raise NetbuilderError(
+            "--device cuda: no CUDA device is available; use --device cpu or auto"
+        )
     if name == "mps" and not has_mps:
         raise NetbuilderError("--device mps: MPS is not available; use --device cpu or auto")
     return torch.device(name)
@@ -40,8 +41,9 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if amp == "fp16" and device.type != "cuda":
-        raise NetbuilderError(f"train.amp: fp16 needs a CUDA device, this run is on "
-                              f"{device.type}; use bf16 or none")
+        raise NetbuilderError(
+            f"train.amp: fp16 needs a CUDA device, this run is on {device.type}; use bf16 or none"
+        )
     if amp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise NetbuilderError("train.amp: this GPU has no bf16; use fp16 or none")
     if amp == "bf16" and device.type == "mps":

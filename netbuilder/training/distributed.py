@@ -42,8 +42,7 @@ class Cluster:
 def cluster_from_environment() -> Cluster:
     """torchrun's variables (WORLD_SIZE, RANK, LOCAL_RANK); none means a single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    return Cluster(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK",
-                                                                                "0")))
+    return Cluster(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def join(device_name: str) -> tuple[Cluster, torch.device]:
@@ -57,8 +56,9 @@ def join(device_name: str) -> tuple[Cluster, torch.device]:
         device = torch.device("cuda", cluster.local_rank)
         torch.cuda.set_device(device)
     if device.type == "mps":
-        raise NetbuilderError("distributed training runs on CPUs (gloo) or CUDA GPUs (NCCL), "
-                              "not on MPS")
+        raise NetbuilderError(
+            "distributed training runs on CPUs (gloo) or CUDA GPUs (NCCL), not on MPS"
+        )
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return cluster, device
@@ -99,8 +99,9 @@ def barrier(cluster: Cluster) -> None:
         dist.barrier()
 
 
-def wrap(model: nn.Module, cluster: Cluster, device: torch.device,
-         sync_batchnorm: bool) -> tuple[nn.Module, nn.Module]:
+def wrap(
+    model: nn.Module, cluster: Cluster, device: torch.device, sync_batchnorm: bool
+) -> tuple[nn.Module, nn.Module]:
     """(the model whose state is saved, the module to call): DistributedDataParallel around it
     when there are several ranks, with BatchNorm synchronised across them if asked."""
     if not cluster.distributed:

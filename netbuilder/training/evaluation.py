@@ -27,7 +27,8 @@ def make_loss(head: Head, label_smoothing: float = 0.0) -> nn.Module:
     if head == "probabilities":
         raise NetbuilderError(
             "the model ends in softmax, which cannot be trained stably (the log of its "
-            "probabilities underflows); end it with log_softmax, or with the raw logits")
+            "probabilities underflows); end it with log_softmax, or with the raw logits"
+        )
     return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
 
@@ -51,9 +52,14 @@ class EvalStats:
 
 
 @torch.no_grad()
-def evaluate_model(model: nn.Module, loader: BatchLoader, num_classes: int,
-                   amp_dtype: torch.dtype | None = None, channels_last: bool = False,
-                   cluster: Cluster | None = None) -> EvalStats:
+def evaluate_model(
+    model: nn.Module,
+    loader: BatchLoader,
+    num_classes: int,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+    cluster: Cluster | None = None,
+) -> EvalStats:
     """Mean loss, accuracy and confusion matrix over a whole split, synced once at the end;
     with several ranks, each scores its share and the sums are added up."""
     model.eval()
@@ -67,8 +73,9 @@ def evaluate_model(model: nn.Module, loader: BatchLoader, num_classes: int,
         with autocast(device, amp_dtype):
             output = model(prepare(x, channels_last))
         loss_sum += loss_fn(output.float(), y).double() * len(y)
-        confusion += torch.bincount(y * num_classes + output.argmax(dim=1),
-                                    minlength=num_classes * num_classes)
+        confusion += torch.bincount(
+            y * num_classes + output.argmax(dim=1), minlength=num_classes * num_classes
+        )
     if cluster is not None:
         loss_sum, confusion = all_sum(loss_sum, cluster), all_sum(confusion, cluster)
     confusion = confusion.view(num_classes, num_classes).cpu()

@@ -18,8 +18,16 @@ from .checkpoint import BEST, LAST
 from .records import RUNS_DIR, timestamp
 
 LOCK_FILE = ".lock"
-RUN_FILES = ("spec.yaml", "metrics.csv", "curves.png", LAST, BEST, "confusion.png",
-             "confusion.csv", "summary.txt")
+RUN_FILES = (
+    "spec.yaml",
+    "metrics.csv",
+    "curves.png",
+    LAST,
+    BEST,
+    "confusion.png",
+    "confusion.csv",
+    "summary.txt",
+)
 
 
 class FolderLock:
@@ -37,20 +45,25 @@ class FolderLock:
         try:
             handle = self.path.open("a+", encoding="utf-8")
         except OSError as exc:
-            raise NetbuilderError(f"cannot lock {self.path.parent}: {exc.strerror or exc}"
-                                  ) from None
+            raise NetbuilderError(
+                f"cannot lock {self.path.parent}: {exc.strerror or exc}"
+            ) from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise NetbuilderError(f"{self.path.parent} is in use by another run ({holder}); "
-                                  "wait for it to finish or choose another --out") from None
+            raise NetbuilderError(
+                f"{self.path.parent} is in use by another run ({holder}); "
+                "wait for it to finish or choose another --out"
+            ) from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since "
-                     f"{datetime.now().isoformat(timespec='seconds')}\n")
+        handle.write(
+            f"pid {os.getpid()} on {socket.gethostname()} since "
+            f"{datetime.now().isoformat(timespec='seconds')}\n"
+        )
         handle.flush()
         self._handle = handle
 
@@ -81,8 +94,9 @@ def open_run_folder(run_dir: Path, resume: bool, overwrite: bool) -> FolderLock:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise NetbuilderError(f"cannot create the run folder {run_dir}: "
-                              f"{exc.strerror or exc}") from None
+        raise NetbuilderError(
+            f"cannot create the run folder {run_dir}: {exc.strerror or exc}"
+        ) from None
     lock = FolderLock(run_dir)
     lock.acquire()
     try:
@@ -91,9 +105,11 @@ def open_run_folder(run_dir: Path, resume: bool, overwrite: bool) -> FolderLock:
         if resume and not (run_dir / LAST).is_file():
             raise NetbuilderError(f"nothing to resume in {run_dir}: {LAST} not found")
         if present and not resume and not overwrite:
-            raise NetbuilderError(f"{run_dir} already holds a run ({', '.join(present)}); "
-                                  "continue it with --resume, replace it with --overwrite, "
-                                  "or choose another --out")
+            raise NetbuilderError(
+                f"{run_dir} already holds a run ({', '.join(present)}); "
+                "continue it with --resume, replace it with --overwrite, "
+                "or choose another --out"
+            )
         if overwrite and not resume:
             for name in present:
                 (run_dir / name).unlink()

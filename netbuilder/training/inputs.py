@@ -25,11 +25,18 @@ class Loaders:
     classes: list[str]
 
 
-def load_split(spec: Spec, config: TrainConfig, train: bool, data_dir: str | Path | None,
-               progress: bool = True) -> ImageDataset:
+def load_split(
+    spec: Spec, config: TrainConfig, train: bool, data_dir: str | Path | None, progress: bool = True
+) -> ImageDataset:
     """One split of the spec's dataset, checked to fit the spec."""
-    dataset = load_dataset(config.dataset, resolve_data_dir(data_dir), train, seed=config.seed,
-                           image_shape=spec.input_shape, progress=progress)
+    dataset = load_dataset(
+        config.dataset,
+        resolve_data_dir(data_dir),
+        train,
+        seed=config.seed,
+        image_shape=spec.input_shape,
+        progress=progress,
+    )
     check_dataset_fits(spec, config.dataset, dataset)
     return dataset
 
@@ -37,12 +44,16 @@ def load_split(spec: Spec, config: TrainConfig, train: bool, data_dir: str | Pat
 def check_dataset_fits(spec: Spec, name: str, dataset: ImageDataset) -> None:
     """The spec must predict the dataset's classes and read its channels."""
     if spec.num_classes != dataset.num_classes:
-        raise NetbuilderError(f"spec '{spec.name}' has num_classes {spec.num_classes} but dataset "
-                              f"'{name}' has {dataset.num_classes} classes")
+        raise NetbuilderError(
+            f"spec '{spec.name}' has num_classes {spec.num_classes} but dataset "
+            f"'{name}' has {dataset.num_classes} classes"
+        )
     channels = spec.input_shape[0]
     if dataset.channels not in (1, channels):
-        raise NetbuilderError(f"spec '{spec.name}' takes {channels} input channels but dataset "
-                              f"'{name}' has {dataset.channels}")
+        raise NetbuilderError(
+            f"spec '{spec.name}' takes {channels} input channels but dataset "
+            f"'{name}' has {dataset.channels}"
+        )
 
 
 def resolve_normalization(config: TrainConfig, train_set: ImageDataset) -> TrainConfig:
@@ -53,8 +64,11 @@ def resolve_normalization(config: TrainConfig, train_set: ImageDataset) -> Train
         return config
     mean, std = dataset_info(config.dataset).known_statistics() or train_set.statistics()
     resolved = normalize.__class__(mean=normalize.mean or mean, std=normalize.std or std)
-    return config.replace(transforms=config.transforms.__class__(
-        normalize=resolved, augment=config.transforms.augment))
+    return config.replace(
+        transforms=config.transforms.__class__(
+            normalize=resolved, augment=config.transforms.augment
+        )
+    )
 
 
 def make_transform(spec: Spec, config: TrainConfig) -> BatchTransform:
@@ -62,28 +76,53 @@ def make_transform(spec: Spec, config: TrainConfig) -> BatchTransform:
     normal, augment = config.transforms.normalize, config.transforms.augment
     if normal.mean is None or normal.std is None:
         raise ValueError("resolve_normalization first")
-    return BatchTransform(size=spec.input_shape[1:], channels=spec.input_shape[0],
-                          mean=tuple(normal.mean), std=tuple(normal.std),
-                          rotation=augment.rotation, translate=augment.translate,
-                          scale=(augment.scale[0], augment.scale[1]))
+    return BatchTransform(
+        size=spec.input_shape[1:],
+        channels=spec.input_shape[0],
+        mean=tuple(normal.mean),
+        std=tuple(normal.std),
+        rotation=augment.rotation,
+        translate=augment.translate,
+        scale=(augment.scale[0], augment.scale[1]),
+    )
 
 
-def make_loader(spec: Spec, config: TrainConfig, dataset: ImageDataset, train: bool,
-                device: torch.device, cluster: Cluster | None = None) -> BatchLoader:
+def make_loader(
+    spec: Spec,
+    config: TrainConfig,
+    dataset: ImageDataset,
+    train: bool,
+    device: torch.device,
+    cluster: Cluster | None = None,
+) -> BatchLoader:
     """Batches of the global batch size; with several ranks, this rank's share of each."""
     batch_size = config.batch_size if train else config.eval_batch_size
     part = (cluster.rank, cluster.world) if cluster is not None else (0, 1)
-    return BatchLoader(dataset, batch_size, transform=make_transform(spec, config), train=train,
-                       seed=config.seed, device=device, part=part)
+    return BatchLoader(
+        dataset,
+        batch_size,
+        transform=make_transform(spec, config),
+        train=train,
+        seed=config.seed,
+        device=device,
+        part=part,
+    )
 
 
-def prepare_data(spec: Spec, config: TrainConfig, data_dir: str | Path | None,
-                 device: torch.device, progress: bool = True,
-                 cluster: Cluster | None = None) -> tuple[TrainConfig, Loaders]:
+def prepare_data(
+    spec: Spec,
+    config: TrainConfig,
+    data_dir: str | Path | None,
+    device: torch.device,
+    progress: bool = True,
+    cluster: Cluster | None = None,
+) -> tuple[TrainConfig, Loaders]:
     """Both splits on `device`, and the config with its normalisation resolved."""
     train_set = load_split(spec, config, True, data_dir, progress)
     test_set = load_split(spec, config, False, data_dir, progress)
     config = resolve_normalization(config, train_set)
-    return config, Loaders(make_loader(spec, config, train_set, True, device, cluster),
-                           make_loader(spec, config, test_set, False, device, cluster),
-                           train_set.classes)
+    return config, Loaders(
+        make_loader(spec, config, train_set, True, device, cluster),
+        make_loader(spec, config, test_set, False, device, cluster),
+        train_set.classes,
+    )

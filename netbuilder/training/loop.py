@@ -33,18 +33,25 @@ SYNC_EVERY = 25  # batches between GPU syncs for the NaN check and the progress 
 MIN_ONECYCLE_STEPS = 3  # one-cycle needs a step up and a step down
 
 
-def make_optimizer(parameters: Iterator[nn.Parameter],
-                   config: OptimizerConfig) -> torch.optim.Optimizer:
+def make_optimizer(
+    parameters: Iterator[nn.Parameter], config: OptimizerConfig
+) -> torch.optim.Optimizer:
     if config.name == "sgd":
-        return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
-                               nesterov=config.nesterov, weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            parameters,
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            weight_decay=config.weight_decay,
+        )
     if config.name == "adam":
         return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
-                   steps_per_epoch: int) -> lr_scheduler.LRScheduler:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> lr_scheduler.LRScheduler:
     """A schedule stepped once per batch, with the optional linear warm-up in front of it."""
     schedule = config.schedule
     total = steps_per_epoch * config.epochs
@@ -58,12 +65,14 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
     return lr_scheduler.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
 
 
-def _main_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int,
-                   steps: int) -> lr_scheduler.LRScheduler:
+def _main_schedule(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int, steps: int
+) -> lr_scheduler.LRScheduler:
     schedule = config.schedule
     if schedule.name == "step":
-        return lr_scheduler.StepLR(optimizer, step_size=schedule.step_size * steps_per_epoch,
-                                   gamma=schedule.gamma)
+        return lr_scheduler.StepLR(
+            optimizer, step_size=schedule.step_size * steps_per_epoch, gamma=schedule.gamma
+        )
     if schedule.name == "cosine":
         return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
     if schedule.name == "onecycle":
@@ -71,14 +80,19 @@ def _main_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_
             raise NetbuilderError(
                 f"train.schedule onecycle needs at least {MIN_ONECYCLE_STEPS} optimizer steps; "
                 f"this run has {steps} ({config.epochs} epochs of {steps_per_epoch} batches); "
-                "train longer, use a smaller batch, or another schedule")
+                "train longer, use a smaller batch, or another schedule"
+            )
         # in a very short run, keep at least 1.5 steps on each side of the peak (torch divides
         # by the length of each phase)
         pct_start = min(max(schedule.pct_start, 1.5 / steps), 1 - 1.5 / steps)
         sgd_without_momentum = config.optimizer.name == "sgd" and config.optimizer.momentum == 0
-        return lr_scheduler.OneCycleLR(optimizer, max_lr=config.optimizer.lr, total_steps=steps,
-                                       pct_start=pct_start,
-                                       cycle_momentum=not sgd_without_momentum)
+        return lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=config.optimizer.lr,
+            total_steps=steps,
+            pct_start=pct_start,
+            cycle_momentum=not sgd_without_momentum,
+        )
     return lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
@@ -102,8 +116,13 @@ class Session:
     train_warmed_up: bool = False  # the training graph has been compiled
 
 
-def build_session(spec: Spec, config: TrainConfig, device: torch.device,
-                  steps_per_epoch: int, cluster: Cluster | None = None) -> Session:
+def build_session(
+    spec: Spec,
+    config: TrainConfig,
+    device: torch.device,
+    steps_per_epoch: int,
+    cluster: Cluster | None = None,
+) -> Session:
     """The same initial weights on every rank: the seed decides them (DDP also broadcasts
     rank 0's); each rank's own random stream (dropout) starts from seed + rank."""
     cluster = cluster or Cluster()
@@ -113,9 +132,11 @@ def build_session(spec: Spec, config: TrainConfig, device: torch.device,
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model, forward = wrap(model, cluster, device, config.sync_batchnorm)
-    ema = (AveragedModel(model, use_buffers=True,
-                         multi_avg_fn=get_ema_multi_avg_fn(config.ema))  # type: ignore[no-untyped-call]
-           if config.ema else None)
+    ema = (
+        AveragedModel(model, use_buffers=True, multi_avg_fn=get_ema_multi_avg_fn(config.ema))  # type: ignore[no-untyped-call]
+        if config.ema
+        else None
+    )
     torch.manual_seed(config.seed + cluster.rank)
     optimizer = make_optimizer(model.parameters(), config.optimizer)
     amp_dtype = autocast_dtype(config.amp, device)
@@ -128,8 +149,11 @@ def build_session(spec: Spec, config: TrainConfig, device: torch.device,
         loss_fn=make_loss(output_kind(plan), config.label_smoothing),
         optimizer=optimizer,
         scheduler=make_scheduler(optimizer, config, steps_per_epoch),
-        scaler=(torch.amp.GradScaler("cuda")
-                if amp_dtype == torch.float16 and device.type == "cuda" else None),
+        scaler=(
+            torch.amp.GradScaler("cuda")
+            if amp_dtype == torch.float16 and device.type == "cuda"
+            else None
+        ),
         device=device,
         amp_dtype=amp_dtype,
         channels_last=config.channels_last,
@@ -179,13 +203,17 @@ class RunningLoss:
         if not self.pending:
             return
         n = len(self.pending)
-        counts = torch.tensor([count for _, _, count in self.pending], dtype=torch.float32,
-                              device=self.pending[0][0].device)
+        counts = torch.tensor(
+            [count for _, _, count in self.pending],
+            dtype=torch.float32,
+            device=self.pending[0][0].device,
+        )
         losses = torch.stack([loss.float() for loss, _, _ in self.pending])
         correct = torch.stack([correct for _, correct, _ in self.pending]).sum().float()
-        summed = all_sum(torch.cat([losses * counts, counts, correct.reshape(1)]),
-                         self.cluster)  # one collective per check, not three
-        totals, counts = summed[:n], summed[n:2 * n]
+        summed = all_sum(
+            torch.cat([losses * counts, counts, correct.reshape(1)]), self.cluster
+        )  # one collective per check, not three
+        totals, counts = summed[:n], summed[n : 2 * n]
         losses = totals / counts
         finite = torch.isfinite(losses)
         if not bool(finite.all()):
@@ -193,7 +221,8 @@ class RunningLoss:
             raise NetbuilderError(
                 f"training diverged: the loss is {losses[bad].item()} at epoch {self.epoch}, "
                 f"batch {self.checked + bad + 1} of {self.batches}; lower the learning rate "
-                "(earlier checkpoints were kept)")
+                "(earlier checkpoints were kept)"
+            )
         self.loss_sum += float(totals.sum())
         self.correct += int(summed[2 * n])
         self.seen += int(counts.sum())
@@ -219,8 +248,9 @@ class TrainStats:
     warmup: float  # compile warm-up spent in this epoch (first compiled step), else 0
 
 
-def train_epoch(session: Session, loader: BatchLoader, epoch: int,
-                progress: EpochProgress) -> TrainStats:
+def train_epoch(
+    session: Session, loader: BatchLoader, epoch: int, progress: EpochProgress
+) -> TrainStats:
     session.model.train()
     running = RunningLoss(epoch, len(loader), session.cluster)
     lr, warmup, start = 0.0, 0.0, time.perf_counter()
@@ -235,8 +265,12 @@ def train_epoch(session: Session, loader: BatchLoader, epoch: int,
         if (index + 1) % SYNC_EVERY == 0 or index + 1 == len(loader):
             running.check()
             elapsed = time.perf_counter() - start - warmup
-            progress.update(running.checked, running.mean_loss, running.accuracy,
-                            running.seen / max(elapsed, 1e-9))
+            progress.update(
+                running.checked,
+                running.mean_loss,
+                running.accuracy,
+                running.seen / max(elapsed, 1e-9),
+            )
     synchronize(session.device)
     seconds = time.perf_counter() - start - warmup
     return TrainStats(running.mean_loss, running.accuracy, seconds, running.seen, lr, warmup)
@@ -263,33 +297,50 @@ def warm_up_eval(session: Session, loader: BatchLoader) -> float:
     return time.perf_counter() - start
 
 
-def evaluate_test_split(session: Session, loader: BatchLoader, num_classes: int,
-               epoch: int | None = None) -> EvalStats:
+def evaluate_test_split(
+    session: Session, loader: BatchLoader, num_classes: int, epoch: int | None = None
+) -> EvalStats:
     """The test split's statistics; a non-finite test loss means the run diverged."""
     # several ranks score their shares without DDP: its forward would sync buffers, a
     # collective that every rank must call equally often; with train.ema, the average is tested
     model = session.model if session.cluster.distributed else session.forward
     if session.ema is not None:
         model = session.ema.module
-    stats = evaluate_model(model, loader, num_classes, session.amp_dtype,
-                           session.channels_last, session.cluster)
+    stats = evaluate_model(
+        model, loader, num_classes, session.amp_dtype, session.channels_last, session.cluster
+    )
     if not math.isfinite(stats.loss):
         when = f"after epoch {epoch}" if epoch is not None else "on the final weights"
-        raise NetbuilderError(f"training diverged: the test loss is {stats.loss} {when}; "
-                              "lower the learning rate (earlier checkpoints were kept)")
+        raise NetbuilderError(
+            f"training diverged: the test loss is {stats.loss} {when}; "
+            "lower the learning rate (earlier checkpoints were kept)"
+        )
     return stats
 
 
-def run_epoch(session: Session, loaders: Loaders, epoch: int, config: TrainConfig,
-              num_classes: int, progress: bool) -> tuple[dict[str, Any], EvalStats]:
+def run_epoch(
+    session: Session,
+    loaders: Loaders,
+    epoch: int,
+    config: TrainConfig,
+    num_classes: int,
+    progress: bool,
+) -> tuple[dict[str, Any], EvalStats]:
     """Train and test one epoch; returns its metrics row and the test statistics."""
     start = time.perf_counter()
     with EpochProgress(epoch, config.epochs, len(loaders.train), progress) as bar:
         train = train_epoch(session, loaders.train, epoch, bar)
         test = evaluate_test_split(session, loaders.test, num_classes, epoch)
         seconds = time.perf_counter() - start - train.warmup
-        row = {"epoch": epoch, "train_loss": train.loss, "train_acc": train.accuracy,
-               "test_loss": test.loss, "test_acc": test.accuracy, "lr": train.lr,
-               "seconds": seconds, "images_per_s": train.images / max(train.seconds, 1e-9)}
+        row = {
+            "epoch": epoch,
+            "train_loss": train.loss,
+            "train_acc": train.accuracy,
+            "test_loss": test.loss,
+            "test_acc": test.accuracy,
+            "lr": train.lr,
+            "seconds": seconds,
+            "images_per_s": train.images / max(train.seconds, 1e-9),
+        }
         bar.finish(row)
     return row, test

@@ -22,8 +22,16 @@ from tqdm import tqdm
 
 from ..data.files import atomic_write_bytes
 
-METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds",
-                 "images_per_s")
+METRIC_FIELDS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "lr",
+    "seconds",
+    "images_per_s",
+)
 TIMING_FIELDS = ("seconds", "images_per_s")  # the only columns that differ between equal runs
 RUNS_DIR = Path("runs")
 
@@ -89,8 +97,7 @@ def plot_curves(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     epochs = [row["epoch"] for row in rows]
     for axes, metric, label in ((loss_axes, "loss", "loss"), (acc_axes, "acc", "accuracy")):
         for split in ("train", "test"):
-            axes.plot(epochs, [row[f"{split}_{metric}"] for row in rows], marker="o",
-                      label=split)
+            axes.plot(epochs, [row[f"{split}_{metric}"] for row in rows], marker="o", label=split)
         axes.set_xlabel("epoch")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
@@ -111,10 +118,18 @@ def plot_confusion(path: Path, matrix: torch.Tensor, class_names: Sequence[str])
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     threshold = counts.max().item() / 2
-    for (true, predicted), count in zip(_cells(len(class_names)), counts.flatten().tolist(),
-                                        strict=True):
-        axes.text(predicted, true, str(count), ha="center", va="center", fontsize=7,
-                  color="white" if count > threshold else "black")
+    for (true, predicted), count in zip(
+        _cells(len(class_names)), counts.flatten().tolist(), strict=True
+    ):
+        axes.text(
+            predicted,
+            true,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if count > threshold else "black",
+        )
     save_figure(figure, path)
 
 
@@ -124,30 +139,45 @@ def _cells(n: int) -> list[tuple[int, int]]:
 
 def format_epoch_line(row: dict[str, Any], epochs: int) -> str:
     """The one line per epoch shown when there is no progress bar."""
-    return (f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f} "
-            f"acc {row['train_acc']:.2%} | test loss {row['test_loss']:.4f} "
-            f"acc {row['test_acc']:.2%} | lr {row['lr']:.3g} | {row['seconds']:.1f}s "
-            f"{row['images_per_s']:,.0f} img/s")
+    return (
+        f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f} "
+        f"acc {row['train_acc']:.2%} | test loss {row['test_loss']:.4f} "
+        f"acc {row['test_acc']:.2%} | lr {row['lr']:.3g} | {row['seconds']:.1f}s "
+        f"{row['images_per_s']:,.0f} img/s"
+    )
 
 
 class EpochProgress:
     """A tqdm bar for one epoch; where stderr is not a terminal (tqdm's `disable=None`), one
     plain line when the epoch ends instead. `enabled=False` shows nothing at all."""
 
-    def __init__(self, epoch: int, epochs: int, batches: int, enabled: bool = True,
-                 stream: IO[str] | None = None):
+    def __init__(
+        self,
+        epoch: int,
+        epochs: int,
+        batches: int,
+        enabled: bool = True,
+        stream: IO[str] | None = None,
+    ):
         self.epochs = epochs
         self.enabled = enabled
         self.stream = stream or sys.stderr
-        self.bar = tqdm(total=batches, desc=f"epoch {epoch}/{epochs}", unit="batch",
-                        disable=None if enabled else True, file=self.stream, leave=True,
-                        dynamic_ncols=True)
+        self.bar = tqdm(
+            total=batches,
+            desc=f"epoch {epoch}/{epochs}",
+            unit="batch",
+            disable=None if enabled else True,
+            file=self.stream,
+            leave=True,
+            dynamic_ncols=True,
+        )
 
     def update(self, done: int, loss: float, accuracy: float, images_per_s: float) -> None:
         """`done` batches of the epoch are finished, with these running statistics."""
         self.bar.update(done - self.bar.n)
-        self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{accuracy:.2%}",
-                             img_s=f"{images_per_s:,.0f}", refresh=False)
+        self.bar.set_postfix(
+            loss=f"{loss:.4f}", acc=f"{accuracy:.2%}", img_s=f"{images_per_s:,.0f}", refresh=False
+        )
 
     def finish(self, row: dict[str, Any]) -> None:
         """Show the epoch's test result: in the bar, or as the plain line."""
@@ -155,9 +185,12 @@ class EpochProgress:
             if self.enabled:
                 tqdm.write(format_epoch_line(row, self.epochs), file=self.stream)
             return
-        self.bar.set_postfix(loss=f"{row['train_loss']:.4f}", acc=f"{row['train_acc']:.2%}",
-                             test_acc=f"{row['test_acc']:.2%}",
-                             img_s=f"{row['images_per_s']:,.0f}")
+        self.bar.set_postfix(
+            loss=f"{row['train_loss']:.4f}",
+            acc=f"{row['train_acc']:.2%}",
+            test_acc=f"{row['test_acc']:.2%}",
+            img_s=f"{row['images_per_s']:,.0f}",
+        )
 
     def close(self) -> None:
         self.bar.close()

@@ -82,8 +82,13 @@ class RunResult:
 # ---------------------------------------------------------------- checkpoints and resume
 
 
-def checkpoint_payload(session: Session, state: RunState, spec_data: dict[str, Any],
-                       config: TrainConfig, classes: list[str]) -> dict[str, Any]:
+def checkpoint_payload(
+    session: Session,
+    state: RunState,
+    spec_data: dict[str, Any],
+    config: TrainConfig,
+    classes: list[str],
+) -> dict[str, Any]:
     """Plain data and tensors only, so `torch.load(weights_only=True)` reads it back."""
     last = state.history[-1] if state.history else {}
     ema = session.ema
@@ -101,8 +106,10 @@ def checkpoint_payload(session: Session, state: RunState, spec_data: dict[str, A
         "best_test_acc": state.best_test_acc,
         "best_epoch": state.best_epoch,
         "history": copy.deepcopy(state.history),
-        "rng": {"ranks": gather(capture_rng_state(), session.cluster),
-                "loader": {"seed": config.seed, "next_epoch": state.epoch + 1}},
+        "rng": {
+            "ranks": gather(capture_rng_state(), session.cluster),
+            "loader": {"seed": config.seed, "next_epoch": state.epoch + 1},
+        },
         "spec": spec_data,
         "spec_name": spec_data["name"],
         "fingerprint": spec_fingerprint(spec_data),
@@ -118,7 +125,8 @@ def check_same_training(payload: dict[str, Any], config: TrainConfig, path: Path
         if key.split(".")[0] not in RESUME_FREE and stored.get(key) != value:
             raise NetbuilderError(
                 f"cannot resume {path}: train.{key} is {value!r} now but was "
-                f"{stored.get(key)!r} when the run started; resume with the same settings")
+                f"{stored.get(key)!r} when the run started; resume with the same settings"
+            )
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -131,8 +139,9 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def resume_state(run_dir: Path, session: Session, spec_data: dict[str, Any],
-                 config: TrainConfig) -> RunState:
+def resume_state(
+    run_dir: Path, session: Session, spec_data: dict[str, Any], config: TrainConfig
+) -> RunState:
     """Load last.pt into the session and the global RNG; the run continues after its epoch."""
     path = run_dir / LAST
     payload = load_checkpoint(path, map_location="cpu")
@@ -150,21 +159,27 @@ def resume_state(run_dir: Path, session: Session, spec_data: dict[str, Any],
             session.scaler.load_state_dict(payload["scaler"])
         ranks = payload["rng"]["ranks"]
         if len(ranks) != session.cluster.world:
-            raise NetbuilderError(f"{path} was trained by {len(ranks)} process(es); resume it "
-                                  f"with as many (this is {session.cluster.world})")
+            raise NetbuilderError(
+                f"{path} was trained by {len(ranks)} process(es); resume it "
+                f"with as many (this is {session.cluster.world})"
+            )
         restore_rng_state(ranks[session.cluster.rank])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise NetbuilderError(f"cannot resume from {path}: its state does not fit this run "
-                              f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    return RunState(payload["epoch"], list(payload["history"]), payload["best_test_acc"],
-                    payload["best_epoch"])
+        raise NetbuilderError(
+            f"cannot resume from {path}: its state does not fit this run "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]})"
+        ) from None
+    return RunState(
+        payload["epoch"], list(payload["history"]), payload["best_test_acc"], payload["best_epoch"]
+    )
 
 
 # ---------------------------------------------------------------- records
 
 
-def save_epoch(run_dir: Path, payload: dict[str, Any], improved: bool,
-               history: list[dict[str, Any]]) -> None:
+def save_epoch(
+    run_dir: Path, payload: dict[str, Any], improved: bool, history: list[dict[str, Any]]
+) -> None:
     """best.pt (when improved), last.pt, then the records derived from the history."""
     if improved:
         save_checkpoint(run_dir / BEST, payload)
@@ -172,22 +187,32 @@ def save_epoch(run_dir: Path, payload: dict[str, Any], improved: bool,
     write_history(run_dir, history)
 
 
-def finish_run(run_dir: Path, spec: Spec, state: RunState, final: EvalStats,
-               classes: list[str], details: dict[str, str]) -> None:
+def finish_run(
+    run_dir: Path,
+    spec: Spec,
+    state: RunState,
+    final: EvalStats,
+    classes: list[str],
+    details: dict[str, str],
+) -> None:
     """Files written once at the end: confusion matrix (CSV and plot) and the summary."""
     write_confusion_csv(run_dir / "confusion.csv", final.confusion, classes)
     plot_confusion(run_dir / "confusion.png", final.confusion, classes)
-    lines = [format_table(summarize_spec(spec)), "",
-             *(f"{key}: {value}" for key, value in details.items())]
+    lines = [
+        format_table(summarize_spec(spec)),
+        "",
+        *(f"{key}: {value}" for key, value in details.items()),
+    ]
     write_text(run_dir / "summary.txt", "\n".join(lines) + "\n")
 
 
-def run_details(state: RunState, final: EvalStats, config: TrainConfig,
-                session: Session) -> dict[str, str]:
+def run_details(
+    state: RunState, final: EvalStats, config: TrainConfig, session: Session
+) -> dict[str, str]:
     details = {
         "dataset": config.dataset,
-        "device": str(session.device) + (f" x {session.cluster.world} processes"
-                                          if session.cluster.distributed else ""),
+        "device": str(session.device)
+        + (f" x {session.cluster.world} processes" if session.cluster.distributed else ""),
         "precision": str(session.amp_dtype or "float32").replace("torch.", ""),
         "epochs trained": str(state.epoch),
         "best test accuracy": f"{state.best_test_acc:.2%} (epoch {state.best_epoch})",
@@ -222,13 +247,24 @@ def run_training(
     cluster, device = join(config.device)
     try:
         if config.batch_size % cluster.world:
-            raise NetbuilderError(f"train.batch_size {config.batch_size} (the global batch) must "
-                                  f"divide evenly among the {cluster.world} processes")
+            raise NetbuilderError(
+                f"train.batch_size {config.batch_size} (the global batch) must "
+                f"divide evenly among the {cluster.world} processes"
+            )
         run_dir = Path(from_main(str(out_dir or default_run_dir(spec.name)), cluster))
         lock = open_on_main(run_dir, resume, overwrite, cluster)
         try:
-            return _train(spec, config, run_dir, device, cluster, resume, data_dir,
-                          progress and cluster.is_main, on_epoch)
+            return _train(
+                spec,
+                config,
+                run_dir,
+                device,
+                cluster,
+                resume,
+                data_dir,
+                progress and cluster.is_main,
+                on_epoch,
+            )
         finally:
             if lock is not None:
                 lock.release()
@@ -236,8 +272,9 @@ def run_training(
         leave(cluster)
 
 
-def open_on_main(run_dir: Path, resume: bool, overwrite: bool,
-                 cluster: Cluster) -> FolderLock | None:
+def open_on_main(
+    run_dir: Path, resume: bool, overwrite: bool, cluster: Cluster
+) -> FolderLock | None:
     """Rank 0 opens (and locks) the run folder; the others learn whether it could."""
     lock, problem = None, None
     if cluster.is_main:
@@ -253,9 +290,17 @@ def open_on_main(run_dir: Path, resume: bool, overwrite: bool,
     return lock
 
 
-def _train(spec: Spec, config: TrainConfig, run_dir: Path, device: torch.device,
-           cluster: Cluster, resume: bool, data_dir: str | Path | None, progress: bool,
-           on_epoch: Callable[[dict[str, Any]], None] | None) -> RunResult:
+def _train(
+    spec: Spec,
+    config: TrainConfig,
+    run_dir: Path,
+    device: torch.device,
+    cluster: Cluster,
+    resume: bool,
+    data_dir: str | Path | None,
+    progress: bool,
+    on_epoch: Callable[[dict[str, Any]], None] | None,
+) -> RunResult:
     main = cluster.is_main
     config, loaders = prepare_data(spec, config, data_dir, device, progress, cluster)
     session = build_session(spec, config, device, len(loaders.train), cluster)
@@ -285,7 +330,18 @@ def _train(spec: Spec, config: TrainConfig, run_dir: Path, device: torch.device,
     if final is None:  # resumed a finished run: nothing trained, test the weights once more
         final = evaluate_test_split(session, loaders.test, spec.num_classes)
     if main:
-        finish_run(run_dir, spec, state, final, loaders.classes,
-                   run_details(state, final, config, session))
-    return RunResult(run_dir, state.epoch, state.history, state.best_test_acc, state.best_epoch,
-                     final, loaders.classes, str(device), config, session.warmup_seconds)
+        finish_run(
+            run_dir, spec, state, final, loaders.classes, run_details(state, final, config, session)
+        )
+    return RunResult(
+        run_dir,
+        state.epoch,
+        state.history,
+        state.best_test_acc,
+        state.best_epoch,
+        final,
+        loaders.classes,
+        str(device),
+        config,
+        session.warmup_seconds,
+    )

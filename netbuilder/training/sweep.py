@@ -40,8 +40,9 @@ def grid(sweeps: list[str]) -> list[list[str]]:
         key, sep, values = sweep.partition("=")
         choices = [value.strip() for value in values.split(",") if value.strip()]
         if not sep or not key.strip() or not choices:
-            raise NetbuilderError(f"--sweep expects KEY=V1,V2,... (e.g. params.width=0.5,1.0), "
-                                  f"got '{sweep}'")
+            raise NetbuilderError(
+                f"--sweep expects KEY=V1,V2,... (e.g. params.width=0.5,1.0), got '{sweep}'"
+            )
         axes.append([f"{key.strip()}={value}" for value in choices])
     points = [list(point) for point in itertools.product(*axes)]
     if len(points) > MAX_POINTS:
@@ -49,8 +50,14 @@ def grid(sweeps: list[str]) -> list[list[str]]:
     return points
 
 
-def run_sweep(spec_path: str, overrides: list[str], sweeps: list[str], out: str | None,
-              run: Callable[..., RunResult] = run_training, **options: Any) -> Path:
+def run_sweep(
+    spec_path: str,
+    overrides: list[str],
+    sweeps: list[str],
+    out: str | None,
+    run: Callable[..., RunResult] = run_training,
+    **options: Any,
+) -> Path:
     points = grid(sweeps)
     specs = [read_spec(spec_path, [*overrides, *point]) for point in points]  # check all first
     folder = Path(out) if out else RUNS_DIR / f"{specs[0].name}-sweep-{timestamp()}"
@@ -65,24 +72,42 @@ def run_sweep(spec_path: str, overrides: list[str], sweeps: list[str], out: str 
 
 
 def write_report(folder: Path, points: list[SweepPoint]) -> None:
-    rows = [(p.label, p.params, p.macs, round(100 * p.result.final_test_acc, 2),
-             round(100 * p.result.best_test_acc, 2), p.result.epochs) for p in points]
+    rows = [
+        (
+            p.label,
+            p.params,
+            p.macs,
+            round(100 * p.result.final_test_acc, 2),
+            round(100 * p.result.best_test_acc, 2),
+            p.result.epochs,
+        )
+        for p in points
+    ]
     headers = ("point", "params", "macs", "final_acc", "best_acc", "epochs_run")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerows([headers, *rows])
     atomic_write_bytes(folder / "sweep.csv", buffer.getvalue().encode())
-    table = tabulate([(label, f"{params:,}", f"{macs:,}", f"{final:.2f}%", f"{best:.2f}%", ep)
-                      for label, params, macs, final, best, ep in rows],
-                     headers=headers, tablefmt="github")
+    table = tabulate(
+        [
+            (label, f"{params:,}", f"{macs:,}", f"{final:.2f}%", f"{best:.2f}%", ep)
+            for label, params, macs, final, best, ep in rows
+        ],
+        headers=headers,
+        tablefmt="github",
+    )
     atomic_write_bytes(folder / "sweep.md", f"# Sweep\n\n{table}\n".encode())
     plot(folder / "sweep.png", points)
 
 
 def plot(path: Path, points: list[SweepPoint]) -> None:
     figure = new_figure(10, 4)
-    for axes, key, label in zip(figure.subplots(1, 2), ("params", "macs"),
-                                ("parameters", "multiply-adds per image"), strict=True):
+    for axes, key, label in zip(
+        figure.subplots(1, 2),
+        ("params", "macs"),
+        ("parameters", "multiply-adds per image"),
+        strict=True,
+    ):
         xs = [getattr(p, key) for p in points]
         ys = [100 * p.result.final_test_acc for p in points]
         axes.plot(xs, ys, marker="o", linestyle="none")
