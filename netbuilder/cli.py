@@ -77,6 +77,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 def _build_sizes(args: argparse.Namespace) -> int:
     """`build SPEC --input-size 28 --input-size 96`: for each size, the output or where the
     spatial size collapses, and the layers whose stride leaves rows or columns unused."""
+    read_spec(args.spec, args.set)  # the file itself first: no torch for a mistyped spec
     from .report.sizes import format_size_report, size_reports
 
     reports = size_reports(args.spec, args.set, args.input_size)

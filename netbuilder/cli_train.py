@@ -12,6 +12,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
+from .data.files import is_checkpoint_path
 from .errors import NetbuilderError
 from .spec import read_spec
 from .spec.config import DEVICES, FLAG_FIELDS, field_declaration
@@ -41,9 +42,10 @@ def _add_export(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], No
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export, load_exportable
+    spec = None if is_checkpoint_path(args.source) else read_spec(args.source, args.set)
+    from .export import export, load_exportable, untrained_exportable
 
-    item = load_exportable(args.source, args.set)
+    item = load_exportable(args.source) if spec is None else untrained_exportable(spec)
     path = export(item, args.format, args.out)
     state = "trained" if item.trained else "untrained (from the spec)"
     print(
@@ -154,12 +156,11 @@ def run_dir_argument(args: argparse.Namespace) -> str | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training.records import format_epoch_line
-    from .training.run import run_training
-
     if args.sweep:
         return _train_sweep(args)
     spec = read_spec(args.spec, train_overrides(args))
+    from .training.records import format_epoch_line
+    from .training.run import run_training
 
     def print_epoch(row: dict[str, Any]) -> None:
         print(format_epoch_line(row, spec.train.epochs), flush=True)

@@ -27,13 +27,13 @@ from . import __version__
 from .compiler import build_model, compile_spec
 from .compiler.heads import output_kind
 from .compiler.plain import plain_spec
+from .data.files import is_checkpoint_path
 from .errors import NetbuilderError
 from .spec import read_spec
 from .spec.datasets import dataset_info
 from .spec.types import Spec
 
 FORMATS = ("onnx", "exported-program", "torchscript")
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
 METADATA_FILE = "netbuilder.json"
 
 
@@ -51,16 +51,19 @@ class Exportable:
 
 def load_exportable(path: str | Path, overrides: list[str] | None = None) -> Exportable:
     """A checkpoint's trained model, or a spec's freshly initialised one."""
-    path = Path(path)
-    if path.suffix in CHECKPOINT_SUFFIXES:
-        from .inference import load_trained
+    if not is_checkpoint_path(path):
+        return untrained_exportable(read_spec(path, overrides))
+    from .inference import load_trained
 
-        trained = load_trained(path, torch.device("cpu"))
-        normalize = trained.config.transforms.normalize
-        return Exportable(
-            trained.model, trained.spec, normalize.mean, normalize.std, trained.class_names, True
-        )
-    spec = read_spec(path, overrides)
+    trained = load_trained(path, torch.device("cpu"))
+    normalize = trained.config.transforms.normalize
+    return Exportable(
+        trained.model, trained.spec, normalize.mean, normalize.std, trained.class_names, True
+    )
+
+
+def untrained_exportable(spec: Spec) -> Exportable:
+    """A spec's model with the weights its train seed initialises, and its dataset's facts."""
     torch.manual_seed(spec.train.seed)
     info = dataset_info(spec.train.dataset)
     normalize = spec.train.transforms.normalize

@@ -110,27 +110,40 @@ def test_the_top_level_is_the_pipeline() -> None:
     assert len(modules) <= TOP_LEVEL_MODULES, modules
 
 
-BLOCK_TORCH = """
+BLOCK_TORCH_TEMPLATE = """
 import sys
 class NoTorch:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in ("torch", "torchvision"):
             raise ImportError(f"{name} was imported")
 sys.meta_path.insert(0, NoTorch())
+sys.path.insert(0, {root!r})
 from netbuilder.cli import main
 sys.exit(main(sys.argv[1:]))
 """
+BLOCK_TORCH = BLOCK_TORCH_TEMPLATE.replace("{root!r}", repr(str(ROOT)))
 
 
-def test_validate_refuses_a_yaml_typo_without_importing_torch(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["validate"],
+        ["build"],
+        ["build", "--summary"],
+        ["build", "--input-size", "28"],
+        ["train"],
+        ["export", "--out", "x.onnx"],
+        ["diff", "{spec}"],
+    ],
+)
+def test_a_yaml_typo_is_refused_without_importing_torch(tmp_path: Path, command: list[str]) -> None:
     """The YAML is read and refused before anything needs a block or a model."""
     spec = tmp_path / "typo.yaml"
     spec.write_text("name: typo\nlayers:\n  - conv_bn: {out_channels: 8\n", encoding="utf-8")
+    verb, *rest = command
+    args = [verb, str(spec), *(str(spec) if word == "{spec}" else word for word in rest)]
     out = subprocess.run(
-        [sys.executable, "-c", BLOCK_TORCH, "validate", str(spec)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
+        [sys.executable, "-c", BLOCK_TORCH, *args], capture_output=True, text=True, cwd=tmp_path
     )
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith(f"{spec}:4:1: error: invalid YAML"), out.stderr

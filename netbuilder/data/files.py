@@ -13,6 +13,12 @@ from typing import IO
 from ..errors import NetbuilderError
 
 TEMP_SUFFIX = ".tmp"  # temp files are ".<name>.<random>.tmp" next to their target
+CHECKPOINT_SUFFIXES = (".pt", ".pth")  # where a command takes a checkpoint or a spec
+
+
+def is_checkpoint_path(path: str | Path) -> bool:
+    """A checkpoint by its name (`export`, `profile` and the like take a spec otherwise)."""
+    return Path(path).suffix in CHECKPOINT_SUFFIXES
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
