@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -183,3 +185,45 @@ def test_readme_spec_examples_build_and_run(index: int, tmp_path) -> None:
     spec = read_spec(path)
     model = build_model(spec)
     assert model.eval()(torch.zeros(2, *spec.input_shape)).shape == (2, spec.num_classes)
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An interpreter without netbuilder's dependencies, as a fresh machine's `python` is."""
+    folder = tmp_path_factory.mktemp("bare")
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(folder / "venv")],
+        check=True,
+        timeout=120,
+    )
+    return folder / "venv" / "bin" / "python"
+
+
+@pytest.mark.slow
+def test_cli_py_started_without_the_dependencies_runs_in_the_checkouts_venv(bare_python):
+    """The README's first command, run by a plain `python`, finds `.venv` by itself."""
+    done = subprocess.run(
+        [str(bare_python), "cli.py", "build", "specs/model5.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "NETBUILDER_RELAUNCHED"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "built model5" in done.stdout
+
+
+@pytest.mark.slow
+def test_cli_py_without_a_venv_says_what_to_run(bare_python, tmp_path: Path):
+    (tmp_path / "cli.py").write_text((ROOT / "cli.py").read_text())
+    done = subprocess.run(
+        [str(bare_python), str(tmp_path / "cli.py"), "build", "x.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "run `make setup`" in line
