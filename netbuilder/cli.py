@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
+from .cli_train import read_spec
 from .errors import NetbuilderError
-from .spec import read_spec
 from .spec.registry import format_shape
 
 EXIT_USER_ERROR = 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, Literal, get_args, get_origin
 
@@ -14,9 +15,18 @@ import yaml
 
 from .data.files import is_checkpoint_path
 from .errors import NetbuilderError
-from .spec import read_spec
+from .spec import Spec
+from .spec import read_spec as read_spec_quietly
 from .spec.config import DEVICES, FLAG_FIELDS, field_declaration
 from .spec.registry import format_shape
+
+
+def read_spec(path: str, overrides: list[str] | None = None) -> Spec:
+    """`netbuilder.read_spec`, with the spec's notes (an old format, say) shown on stderr."""
+    spec = read_spec_quietly(path, overrides)
+    for note in spec.document.notes:
+        print(note, file=sys.stderr)
+    return spec
 
 
 def register_commands(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -45,6 +45,19 @@ class NetbuilderError(Exception):
         return f"{prefix}error: {where}{self.message}"
 
 
+@dataclass(frozen=True)
+class Note:
+    """A located remark that is not an error (a spec written for an earlier release, say): the
+    command goes on, and the CLI shows it on stderr, compiler-style."""
+
+    message: str
+    location: Location = Location()
+
+    def __str__(self) -> str:
+        prefix = f"{self.location}: " if str(self.location) else ""
+        return f"{prefix}note: {self.message}"
+
+
 class SpecErrors(NetbuilderError):
     """Several problems found in one pass; shown one per line like a compiler does."""
 

@@ -5,6 +5,7 @@ shape is checked against a real forward pass of the block."""
 
 from __future__ import annotations
 
+import itertools
 from typing import get_args
 
 import pytest
@@ -13,6 +14,7 @@ from torch import nn
 
 from conftest import compile_layers, spec_from_text
 from netbuilder.blocks.activations import ActivationName, activation_layer
+from netbuilder.blocks.base import output_size
 from netbuilder.errors import NetbuilderError
 
 
@@ -139,3 +141,25 @@ def test_xavier_initialisation(init: str) -> None:
     weight = model.conv1.weight
     assert abs(weight.std().item() - (2 / (64 + 64)) ** 0.5) < 0.02  # Glorot's variance
     assert torch.equal(model.conv1.bias, torch.zeros(64))
+
+
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_pool_output_sizes_follow_pytorch(ceil_mode: bool) -> None:
+    """Every small case, against PyTorch's own pooling (a window larger than the input
+    included: ceil mode gives one output where floor mode has none)."""
+    for size, kernel, stride in itertools.product(range(1, 9), range(1, 6), range(1, 4)):
+        for padding in range(kernel // 2 + 1):
+            ours = output_size(size, kernel, stride, padding, ceil_mode=ceil_mode)
+            pool = torch.nn.MaxPool2d(kernel, stride, padding, ceil_mode=ceil_mode)
+            try:
+                theirs = pool(torch.zeros(1, 1, size, size)).shape[-1]
+            except RuntimeError:  # PyTorch refuses an output smaller than 1
+                theirs = 0
+            assert max(ours, 0) == theirs, (size, kernel, stride, padding)
+
+
+def test_a_ceil_mode_pool_larger_than_its_input_gives_one_output() -> None:
+    _, plan = plan_of(
+        "{channels: 2, size: 2}", "  - maxpool: {kernel_size: 3, stride: 2, ceil_mode: true}\n"
+    )
+    assert plan[-1].out_shape == (2, 1, 1)

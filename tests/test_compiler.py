@@ -77,18 +77,6 @@ def test_resolve_args_fills_num_classes_in_channel_params_only():
     assert args == {"out_channels": 5, "kernel_size": 3}
 
 
-def test_a_retired_width_multiplier_says_what_replaces_it(run_cli, tmp_path):
-    path = tmp_path / "old.yaml"
-    path.write_text(
-        "name: n\ninput: {channels: 1, size: 8}\nnum_classes: 10\n"
-        "width_multiplier: 0.5\nlayers:\n  - conv: {out_channels: 10}\n  - gap: {}\n"
-    )
-    result = run_cli("validate", str(path))
-    assert (
-        "'width_multiplier' is no longer a spec key; declare `params: {width: 1.0}`" in result.err
-    )
-
-
 def test_shape_collapse_names_layer_and_shapes():
     text = (
         "name: n\ninput: {channels: 1, size: 4}\nnum_classes: 2\nlayers:\n"

@@ -421,3 +421,29 @@ def test_an_edited_checkpoint_spec_is_reported_as_such_by_eval(tmp_path: Path, r
     result = run_cli("eval", str(tmp_path / "edited.pt"))
     assert result.code == 2
     assert "the spec stored in the checkpoint does not match its fingerprint" in result.err
+
+
+ONE_BY_ONE = (
+    "name: bn1x1\ninput: {channels: 1, size: 2}\nnum_classes: 10\nlayers:\n"
+    "  - conv_bn: {out_channels: 10, kernel_size: 2}\n  - gap: {}\n"
+    "train: {dataset: synthetic, batch_size: 1, epochs: 1}\n"
+)
+
+
+@pytest.mark.parametrize("command", ["validate", "train"])
+def test_a_batch_batchnorm_cannot_train_on_is_refused_up_front(
+    tmp_path: Path, run_cli, command: str
+) -> None:
+    spec = tmp_path / "bn.yaml"
+    spec.write_text(ONE_BY_ONE)
+    extra = ["--out", str(tmp_path / "run"), "--no-progress"] if command == "train" else []
+    result = run_cli(command, str(spec), *extra)
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert line == (
+        f"{spec}:7:41: error: train.batch_size: a batch of 1 cannot train layer "
+        "'conv_bn1' (conv_bn): its BatchNorm sees a 1x1 map, one value per channel, "
+        "which it cannot normalise; use a batch of 2 or more"
+    )
+    assert not (tmp_path / "run").exists()
+    assert run_cli("validate", str(spec), "--set", "train.batch_size=2").code == 0

@@ -420,3 +420,42 @@ def test_the_editor_schema_is_current_and_accepts_expressions() -> None:
         )
         for path in (ROOT / "specs").glob("*.yaml")
     )
+
+
+OLD_FORMAT = """\
+name: old
+width_multiplier: 0.5
+input: {channels: 1, size: 28}
+num_classes: 10
+layers:
+  - conv_bn: {out_channels: 32, padding: 1}
+  - fire: {squeeze: 8, expand1x1: 16, expand3x3: 16}
+  - conv: {out_channels: num_classes, kernel_size: 1}
+  - gap: {}
+"""
+
+
+def test_width_multiplier_of_an_old_spec_still_scales_its_channels(tmp_path, run_cli) -> None:
+    """An old spec keeps its meaning: every channel parameter x 0.5, as the key did, with
+    one note naming the params form; num_classes is not scaled."""
+    path = tmp_path / "old.yaml"
+    path.write_text(OLD_FORMAT)
+    spec = netbuilder.read_spec(path)
+    assert [layer.params for layer in spec.layers[:3]] == [
+        {"out_channels": 16, "padding": 1},
+        {"squeeze": 4, "expand1x1": 8, "expand3x3": 8},
+        {"out_channels": "num_classes", "kernel_size": 1},
+    ]
+    (note,) = spec.document.notes
+    assert str(note).startswith(f"{path}:2:19: note: width_multiplier is deprecated")
+    assert "params: {width: 0.5}" in str(note)
+    result = run_cli("build", str(path))
+    assert result.code == 0 and "built old" in result.out
+    assert result.err.strip() == str(note)
+
+
+def test_width_multiplier_cannot_scale_macros(tmp_path) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text(OLD_FORMAT + "blocks:\n  twice:\n    layers:\n      - relu: {}\n")
+    with pytest.raises(NetbuilderError, match="width_multiplier scales plain layers only"):
+        netbuilder.read_spec(path)

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import spec_from_text
 from netbuilder.errors import NetbuilderError
 from netbuilder.spec.document import load_spec, parse_spec
 from netbuilder.spec.overrides import apply_overrides
@@ -81,3 +82,30 @@ def test_overrides_do_not_touch_the_original():
 def test_bad_overrides(assignment: str, message: str):
     with pytest.raises(NetbuilderError, match=message):
         apply_overrides(parse_spec(TEXT), [assignment])
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("1e-3", 0.001),
+        ("3E-4", 0.0003),
+        ("5e2", 500.0),
+        ("1.5e3", 1500.0),
+        ("-2e+2", -200.0),
+        (".5e-1", 0.05),
+    ],
+)
+def test_exponent_floats_are_numbers_as_people_write_them(text: str, value: float) -> None:
+    """YAML 1.2's float rule: PyYAML alone would read `1e-3` as the string '1e-3'."""
+    assert parse_spec(f"x: {text}\n").data["x"] == value
+    assert apply_overrides(parse_spec("x: 1\n"), [f"x={text}"]).data["x"] == value
+
+
+def test_exponent_floats_in_a_spec_file_build() -> None:
+    spec = spec_from_text(
+        "name: e\ninput: {channels: 1, size: 8}\nnum_classes: 2\nlayers:\n"
+        "  - conv_bn: {out_channels: 2, bn_eps: 1e-3}\n  - gap: {}\n"
+        "train:\n  optimizer: {name: adam, lr: 3e-4, weight_decay: 5E-5}\n"
+    )
+    assert spec.layers[0].params["bn_eps"] == 0.001
+    assert (spec.train.optimizer.lr, spec.train.optimizer.weight_decay) == (0.0003, 0.00005)

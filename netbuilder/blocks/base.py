@@ -6,7 +6,6 @@ also say 'same' (odd kernels) or 'valid'. `Geometry` resolves them once per bloc
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -147,13 +146,15 @@ def feature_map(in_shape: Shape, block: str) -> tuple[int, int, int]:
 
 
 def output_size(size: int, span: int, stride: int, padding: int, *, ceil_mode: bool = False) -> int:
-    """PyTorch's conv/pool output length (0 or less when the window does not fit)."""
+    """PyTorch's conv/pool output length, below 1 when the window does not fit: floor((size +
+    2p - span) / stride) + 1; a ceil-mode pool rounds up (so a window larger than its input
+    still gives one output, as GoogLeNet's pools rely on), less one where the last window
+    would start in the right padding."""
     extent = size + 2 * padding - span
-    steps = math.ceil(extent / stride) if ceil_mode else extent // stride
-    out = steps + 1 if extent >= 0 else 0
-    if ceil_mode and out > 0 and (out - 1) * stride >= size + padding:
-        out -= 1  # PyTorch drops a last window that would start in the right padding
-    return out
+    if not ceil_mode:
+        return extent // stride + 1
+    out = -(-extent // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + padding else out
 
 
 def check_groups(in_channels: int, out_channels: int, groups: int) -> None:

@@ -54,7 +54,13 @@ def checked_plan(
     """The spec's nodes and their plan on the meta device, after the whole-network checks."""
     nodes = to_nodes(spec)
     plan = infer_shapes(nodes, spec.input_shape, spec, registry, META)
-    check_plan(plan, spec.input_shape, spec.num_classes)
+    check_plan(
+        plan,
+        spec.input_shape,
+        spec.num_classes,
+        spec.train.batch_size,
+        spec.document.locate(("train", "batch_size")),
+    )
     return nodes, plan
 
 

@@ -1,30 +1,66 @@
 """Checks of a whole planned network that no single block can make: the model ends in one score
-per class, a softmax head is not applied twice, and its weights and layer outputs fit the
-limits. The compiler runs them on a plan built on the meta device, so a refused spec never
-allocates a tensor.
+per class, a softmax head is not applied twice, its weights and layer outputs fit the limits,
+and its BatchNorm layers can train at the spec's batch size. The compiler runs them on a plan
+built on the meta device, so a refused spec never allocates a tensor.
 """
 
 from __future__ import annotations
 
 import math
 
-from ..errors import NetbuilderError, raise_if_any
+from torch import nn
+
+from ..errors import Location, NetbuilderError, raise_if_any
 from ..limits import BYTES_PER_VALUE, MAX_ACTIVATION_BYTES, MAX_WEIGHT_BYTES, megabytes
 from ..spec.registry import Shape, format_shape
 from .heads import HEADS, head_kinds
 from .plan import PlannedNode
 
 
-def check_plan(plan: list[PlannedNode], input_shape: Shape, num_classes: int) -> None:
-    """Every problem of the network as a whole, raised together."""
+def check_plan(
+    plan: list[PlannedNode],
+    input_shape: Shape,
+    num_classes: int,
+    batch_size: int | None = None,
+    batch_where: Location | None = None,
+) -> None:
+    """Every problem of the network as a whole, raised together; `batch_size` (the training
+    batch, located at `batch_where`) is checked against the BatchNorm layers when given."""
     raise_if_any(
         [
             *unused_errors(plan),
             *head_errors(plan),
             *output_errors(plan, num_classes),
             *size_errors(plan, input_shape),
+            *(batchnorm_errors(plan, batch_size, batch_where) if batch_size else []),
         ]
     )
+
+
+def batchnorm_errors(
+    plan: list[PlannedNode], batch_size: int, where: Location | None = None
+) -> list[NetbuilderError]:
+    """BatchNorm in training normalises each channel over the batch and the map: on a 1x1 map
+    (or a flat input) one image gives one value per channel, which it cannot normalise, so
+    such a layer needs two images per batch at least."""
+    for planned in plan:
+        shape = planned.out_shape
+        values = math.prod(shape[1:]) if len(shape) == 3 else 1
+        if batch_size * values >= 2 or not any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in planned.block.module.modules()
+        ):
+            continue
+        seen = f"a {format_shape(shape[1:])} map" if len(shape) == 3 else "flat features"
+        return [
+            NetbuilderError(
+                f"a batch of {batch_size} cannot train layer '{planned.node.name}' "
+                f"({planned.node.block}): its BatchNorm sees {seen}, one value per channel, "
+                "which it cannot normalise; use a batch of 2 or more",
+                where,
+                "train.batch_size",
+            )
+        ]
+    return []
 
 
 def unused_errors(plan: list[PlannedNode]) -> list[NetbuilderError]:

@@ -6,6 +6,7 @@ No torch here: reading a spec must not need a model.
 
 from __future__ import annotations
 
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +14,22 @@ from typing import Any
 
 import yaml
 
-from ..errors import Location, NetbuilderError
+from ..errors import Location, NetbuilderError, Note
 from ..limits import MAX_SPEC_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
 
 PathKey = tuple[str | int, ...]
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML was built with it
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml where PyYAML has it
+# a float with an exponent, with or without a dot: YAML 1.2 reads `1e-3`, `3E-4` and `5e2` as
+# numbers, where PyYAML (YAML 1.1) wants `1.0e-3` and returns a string for the rest
+EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$")
+
+
+class SpecLoader(_SAFE_LOADER):  # type: ignore[misc]
+    """PyYAML's safe loader, with floats as people write them (YAML 1.2's rule for exponents)."""
+
+
+SpecLoader.add_implicit_resolver("tag:yaml.org,2002:float", EXPONENT_FLOAT, list("-+0123456789."))
+_LOADER = SpecLoader
 KEY = "<key>"  # path marker: (*mapping_path, KEY, name) is where the key `name` itself is written
 
 
@@ -30,7 +42,8 @@ class SpecDocument:
     source: str
     positions: dict[PathKey, Location] = field(default_factory=dict)
     overrides: dict[PathKey, str] = field(default_factory=dict)  # path -> its `--set` argument
-    notes: dict[PathKey, str] = field(default_factory=dict)  # path -> the expression behind it
+    expressions: dict[PathKey, str] = field(default_factory=dict)  # path -> the ${...} behind it
+    notes: list[Note] = field(default_factory=list)  # remarks for the user, in reading order
 
     def locate(self, path: PathKey) -> Location:
         """The `--set` argument that wrote `path` (or an ancestor), else the position of `path`

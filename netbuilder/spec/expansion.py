@@ -23,7 +23,7 @@ class Output:
 
     data: dict[str, Any] = field(default_factory=dict)
     positions: dict[PathKey, Location] = field(default_factory=dict)
-    notes: dict[PathKey, str] = field(default_factory=dict)
+    expressions: dict[PathKey, str] = field(default_factory=dict)
 
     def place(self, path: PathKey, source: SpecDocument, source_path: PathKey) -> None:
         """Positions of `source_path` in `source` now describe `path` here."""
@@ -46,7 +46,7 @@ class Expander:
 
     names: dict[str, Value]
     counts: dict[str, int] = field(default_factory=dict)  # unnamed layers per block (top level)
-    notes: dict[int, dict[PathKey, str]] = field(default_factory=dict)  # id(layer) -> exprs
+    expressions: dict[int, dict[PathKey, str]] = field(default_factory=dict)  # id(layer) -> exprs
 
     def items(
         self,
@@ -81,10 +81,10 @@ class Expander:
                 out.positions.update(
                     {(*out_index, *rest): where for rest, where in layer_source.items()}
                 )
-                out.notes.update(
+                out.expressions.update(
                     {
                         (*out_index, *rest): text
-                        for rest, text in self.notes.pop(id(layer), {}).items()
+                        for rest, text in self.expressions.pop(id(layer), {}).items()
                     }
                 )
                 layers.append(layer)
@@ -173,7 +173,7 @@ class Expander:
             for key, value in item.items()
             if key not in ("repeat", "when")
         }
-        self.notes[id(layer)] = {
+        self.expressions[id(layer)] = {
             (key, *rest): text for key, value in item.items() for rest, text in _expressions(value)
         }
         if len(blocks) != 1:
@@ -207,7 +207,7 @@ class Expander:
             )
         inner = f"{prefix}{name}.{k}." if times > 1 else f"{prefix}{name}."
         scratch = Output(positions={})
-        expander = Expander(names, self.counts, self.notes)
+        expander = Expander(names, self.counts, self.expressions)
         layers = expander.items(
             item["sequence"],
             source,

@@ -27,6 +27,7 @@ from .document import KEY, PathKey, SpecDocument, load_spec
 from .edits import EDIT_KEYS, apply_edits
 from .expansion import Expander, Output, where_text
 from .expressions import Value, substitute
+from .legacy import read_width_multiplier
 from .overrides import apply_overrides
 
 MAX_EXTENDS = 16
@@ -142,7 +143,7 @@ def _evaluated(value: Any, names: dict[str, Value], out: Output, path: PathKey) 
     except NetbuilderError as error:
         raise error.with_context(out.positions.get(path), where_text(path)) from None
     if result is not value and isinstance(value, str):
-        out.notes[path] = value
+        out.expressions[path] = value
     return result
 
 
@@ -168,6 +169,9 @@ def resolve(document: SpecDocument, assignments: list[str] | None = None) -> Spe
         for edited in chain[provider:]:
             if isinstance(edited.data, dict):
                 apply_edits(edited, out, expander)
+    notes = read_width_multiplier(out)
     out.data.pop("params", None)
-    resolved = SpecDocument(out.data, document.source, out.positions, merged.overrides, out.notes)
+    resolved = SpecDocument(
+        out.data, document.source, out.positions, merged.overrides, out.expressions, notes
+    )
     return apply_overrides(resolved, late)

@@ -5,13 +5,10 @@ line of the file. No torch here."""
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 from ..errors import NetbuilderError
 from .document import PathKey, SpecDocument, load_yaml
-
-_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")  # 1e-3: text to YAML 1.1
 
 
 def apply_overrides(document: SpecDocument, assignments: list[str]) -> SpecDocument:
@@ -32,11 +29,13 @@ def apply_overrides(document: SpecDocument, assignments: list[str]) -> SpecDocum
         data, path = _assign(data, key.strip().split("."), value, assignment)
         overrides = {p: a for p, a in overrides.items() if p[: len(path)] != path}
         overrides[path] = assignment
-    return SpecDocument(data, document.source, document.positions, overrides, document.notes)
+    return SpecDocument(
+        data, document.source, document.positions, overrides, document.expressions, document.notes
+    )
 
 
 def _parse_value(raw: str, assignment: str) -> Any:
-    """YAML, with numbers like 1e-3 read as numbers (YAML 1.1 wants 1.0e-3)."""
+    """The value as a spec file would read it (YAML, `1e-3` a number); unparsable: the text."""
     if not raw.strip():
         return ""
     try:
@@ -45,8 +44,6 @@ def _parse_value(raw: str, assignment: str) -> Any:
         if "invalid YAML" not in error.message:
             raise
         return raw
-    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
-        return float(value)
     return value
 
 

@@ -19,11 +19,6 @@ from .registry import BLOCKS, BlockDef, Registry
 from .schema import SpecValidator, config_schema, spec_schema
 from .types import Spec, check_layers, interpret, layer_name_at
 
-RETIRED = {
-    "width_multiplier": "declare `params: {width: 1.0}` and scale the channels you mean "
-    "to scale: out_channels: ${int(64 * width)}"
-}
-
 
 def validate_document(
     document: SpecDocument, registry: Registry[BlockDef] = BLOCKS
@@ -120,8 +115,8 @@ def to_netbuilder_error(
         message = f"expected {options}, got {error.instance!r}"
     elif error.validator == "minProperties":
         message = "empty layer; expected one block name, e.g. '- relu: {}'"
-    if path in document.notes:
-        message += f" (from {document.notes[path]})"
+    if path in document.expressions:
+        message += f" (from {document.expressions[path]})"
     return NetbuilderError(message, location, describe_place(document.data, path) or None)
 
 
@@ -134,8 +129,6 @@ def _unknown_key_message(
 ) -> str:
     if len(path) == 2 and path[0] == "layers":
         return registry.unknown_message(str(key))
-    if key in RETIRED and not path:
-        return f"'{key}' is no longer a spec key; {RETIRED[key]}"
     known = list(error.schema.get("properties", {})) if isinstance(error.schema, dict) else []
     close = difflib.get_close_matches(str(key), known, n=1)
     hint = f"did you mean '{close[0]}'?" if close else f"expected one of: {', '.join(known)}"

@@ -15,14 +15,16 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 from torch.optim import lr_scheduler
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from ..compiler import compile_spec
+from ..compiler.checks import batchnorm_errors
 from ..compiler.heads import output_kind
 from ..data.loader import BatchLoader
-from ..errors import NetbuilderError
+from ..errors import NetbuilderError, raise_if_any
 from ..spec.config import OptimizerConfig, TrainConfig
 from ..spec.types import Spec
+from .averaging import weight_average
 from .device import autocast, autocast_dtype, prepare, synchronize
 from .distributed import Cluster, all_sum, wrap
 from .evaluation import EvalStats, evaluate_model, make_loss
@@ -127,16 +129,14 @@ def build_session(
     rank 0's); each rank's own random stream (dropout) starts from seed + rank."""
     cluster = cluster or Cluster()
     torch.manual_seed(config.seed)
-    model, plan = compile_spec(spec)
+    model, plan = compile_spec(spec)  # checks the global batch; each rank trains on its share
+    if cluster.distributed:
+        raise_if_any(batchnorm_errors(plan, config.batch_size // cluster.world))
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model, forward = wrap(model, cluster, device, config.sync_batchnorm)
-    ema = (
-        AveragedModel(model, use_buffers=True, multi_avg_fn=get_ema_multi_avg_fn(config.ema))  # type: ignore[no-untyped-call]
-        if config.ema
-        else None
-    )
+    ema = weight_average(model, config.ema) if config.ema else None
     torch.manual_seed(config.seed + cluster.rank)
     optimizer = make_optimizer(model.parameters(), config.optimizer)
     amp_dtype = autocast_dtype(config.amp, device)
@@ -298,13 +298,18 @@ def warm_up_eval(session: Session, loader: BatchLoader) -> float:
 
 
 def evaluate_test_split(
-    session: Session, loader: BatchLoader, num_classes: int, epoch: int | None = None
+    session: Session,
+    loader: BatchLoader,
+    num_classes: int,
+    epoch: int | None = None,
+    raw: bool = False,
 ) -> EvalStats:
-    """The test split's statistics; a non-finite test loss means the run diverged."""
+    """The test split's statistics: of the weight average with train.ema (unless `raw`), of
+    the weights being trained otherwise. A non-finite test loss means the run diverged."""
     # several ranks score their shares without DDP: its forward would sync buffers, a
-    # collective that every rank must call equally often; with train.ema, the average is tested
+    # collective that every rank must call equally often
     model = session.model if session.cluster.distributed else session.forward
-    if session.ema is not None:
+    if session.ema is not None and not raw:
         model = session.ema.module
     stats = evaluate_model(
         model, loader, num_classes, session.amp_dtype, session.channels_last, session.cluster
@@ -331,6 +336,11 @@ def run_epoch(
     with EpochProgress(epoch, config.epochs, len(loaders.train), progress) as bar:
         train = train_epoch(session, loaders.train, epoch, bar)
         test = evaluate_test_split(session, loaders.test, num_classes, epoch)
+        raw = (
+            evaluate_test_split(session, loaders.test, num_classes, epoch, raw=True)
+            if session.ema is not None
+            else test
+        )
         seconds = time.perf_counter() - start - train.warmup
         row = {
             "epoch": epoch,
@@ -338,6 +348,7 @@ def run_epoch(
             "train_acc": train.accuracy,
             "test_loss": test.loss,
             "test_acc": test.accuracy,
+            "raw_test_acc": raw.accuracy,  # of the trained weights, where test_acc is the EMA's
             "lr": train.lr,
             "seconds": seconds,
             "images_per_s": train.images / max(train.seconds, 1e-9),

@@ -28,6 +28,7 @@ METRIC_FIELDS = (
     "train_acc",
     "test_loss",
     "test_acc",
+    "raw_test_acc",
     "lr",
     "seconds",
     "images_per_s",
@@ -56,7 +57,7 @@ def write_metrics(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({key: row[key] for key in METRIC_FIELDS} for row in rows)
+    writer.writerows({key: row.get(key, "") for key in METRIC_FIELDS} for row in rows)
     write_text(path, buffer.getvalue())
 
 
@@ -138,11 +139,14 @@ def _cells(n: int) -> list[tuple[int, int]]:
 
 
 def format_epoch_line(row: dict[str, Any], epochs: int) -> str:
-    """The one line per epoch shown when there is no progress bar."""
+    """The one line per epoch shown when there is no progress bar; with train.ema, the
+    trained weights' accuracy follows the average's where they differ."""
+    raw = row.get("raw_test_acc", row["test_acc"])
+    trained = f" (trained weights {raw:.2%})" if raw != row["test_acc"] else ""
     return (
         f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f} "
         f"acc {row['train_acc']:.2%} | test loss {row['test_loss']:.4f} "
-        f"acc {row['test_acc']:.2%} | lr {row['lr']:.3g} | {row['seconds']:.1f}s "
+        f"acc {row['test_acc']:.2%}{trained} | lr {row['lr']:.3g} | {row['seconds']:.1f}s "
         f"{row['images_per_s']:,.0f} img/s"
     )
 

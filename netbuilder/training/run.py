@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from ..compiler import checked_plan
 from ..errors import NetbuilderError, raise_if_any
 from ..report.formatting import format_table
 from ..report.summary import summarize_spec
@@ -52,13 +53,19 @@ class RunState:
     best_epoch: int = 0
 
     def record(self, row: dict[str, Any]) -> bool:
-        """Add an epoch's row; True when its test accuracy is the best so far."""
+        """Add an epoch's row; True when its best weights (the average's or, where they score
+        higher, the trained ones) are the best so far."""
         self.history.append(row)
         self.epoch = row["epoch"]
-        if row["test_acc"] > self.best_test_acc:
-            self.best_test_acc, self.best_epoch = row["test_acc"], row["epoch"]
+        if epoch_score(row) > self.best_test_acc:
+            self.best_test_acc, self.best_epoch = epoch_score(row), row["epoch"]
             return True
         return False
+
+
+def epoch_score(row: dict[str, Any]) -> float:
+    """The test accuracy of the better weights of an epoch: best.pt keeps those."""
+    return float(max(row["test_acc"], row.get("raw_test_acc", row["test_acc"])))
 
 
 @dataclass(frozen=True)
@@ -177,12 +184,24 @@ def resume_state(
 # ---------------------------------------------------------------- records
 
 
+def best_payload(payload: dict[str, Any], session: Session, row: dict[str, Any]) -> dict[str, Any]:
+    """best.pt: the epoch's checkpoint with the weights that tested better as its model, so it
+    is never worse than the trained weights of that epoch (an average still warming up can
+    be)."""
+    if session.ema is None or row["raw_test_acc"] <= row["test_acc"]:
+        return payload | {"weights": "average" if session.ema is not None else "trained"}
+    return payload | {"model": session.model.state_dict(), "weights": "trained"}
+
+
 def save_epoch(
-    run_dir: Path, payload: dict[str, Any], improved: bool, history: list[dict[str, Any]]
+    run_dir: Path,
+    payload: dict[str, Any],
+    best: dict[str, Any] | None,
+    history: list[dict[str, Any]],
 ) -> None:
-    """best.pt (when improved), last.pt, then the records derived from the history."""
-    if improved:
-        save_checkpoint(run_dir / BEST, payload)
+    """best.pt (when the epoch improved on it), last.pt, then the records from the history."""
+    if best is not None:
+        save_checkpoint(run_dir / BEST, best)
     save_checkpoint(run_dir / LAST, payload)
     write_history(run_dir, history)
 
@@ -244,6 +263,7 @@ def run_training(
     """
     config = spec.train
     raise_if_any(config_errors(config, spec.input_shape[0]))  # `validate` ran them on the file
+    checked_plan(spec)  # every refusal the plan can make, before a folder or a dataset is touched
     cluster, device = join(config.device)
     try:
         if config.batch_size % cluster.world:
@@ -319,7 +339,8 @@ def _train(
             improved = state.record(row)
             payload = checkpoint_payload(session, state, spec_data, config, loaders.classes)
             if board is not None:  # the main rank
-                save_epoch(run_dir, payload, improved, state.history)
+                best = best_payload(payload, session, row) if improved else None
+                save_epoch(run_dir, payload, best, state.history)
                 board.log(row)
                 if on_epoch is not None:
                     on_epoch(row)
