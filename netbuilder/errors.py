@@ -1,9 +1,31 @@
-"""The one error type users see, plus a bundle so every problem in a spec is reported at once."""
+"""The one error type users see, plus a bundle so every problem in a spec is reported at once.
+
+Messages are bounded: a value is quoted as a short excerpt (`excerpt`), never whole, so no
+message can print a file netbuilder was pointed at; one message and the list of errors shown
+at once have a length limit (`limits`).
+"""
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from .limits import MAX_ERRORS_SHOWN, MAX_EXCERPT_CHARS, MAX_MESSAGE_CHARS
+
+_EXCERPT = reprlib.Repr()
+_EXCERPT.maxstring = _EXCERPT.maxother = MAX_EXCERPT_CHARS
+_EXCERPT.maxlist = _EXCERPT.maxtuple = _EXCERPT.maxdict = _EXCERPT.maxset = 4
+_EXCERPT.maxlevel = 2
+
+
+def excerpt(value: object) -> str:
+    """The value as a message quotes it: its repr, cut short (a long string, a big list, a
+    whole file read as YAML, an integer of thousands of digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits"
+    text = _EXCERPT.repr(value)
+    return text if len(text) <= MAX_EXCERPT_CHARS else text[: MAX_EXCERPT_CHARS - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -23,6 +45,8 @@ class NetbuilderError(Exception):
     """A user error: bad spec, missing file, impossible shape. Printed as one line, exit code 2."""
 
     def __init__(self, message: str, location: Location | None = None, where: str | None = None):
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[: MAX_MESSAGE_CHARS - 3] + "..."
         super().__init__(message)
         self.message = message
         self.location = location or Location()
@@ -64,11 +88,14 @@ class SpecErrors(NetbuilderError):
     def __init__(self, errors: Iterable[NetbuilderError]):
         self.errors = list(errors)
         count = len(self.errors)
-        summary = f"{count} error{'s' if count != 1 else ''}; nothing was built."
+        summary = f"{count:,} error{'s' if count != 1 else ''}; nothing was built."
         super().__init__(summary)
 
     def __str__(self) -> str:
-        return "\n".join([*(str(e) for e in self.errors), self.message])
+        shown = [str(e) for e in self.errors[:MAX_ERRORS_SHOWN]]
+        hidden = len(self.errors) - len(shown)
+        more = [f"... and {hidden:,} more"] if hidden > 0 else []
+        return "\n".join([*shown, *more, self.message])
 
 
 def raise_if_any(errors: list[NetbuilderError]) -> None:

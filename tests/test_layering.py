@@ -16,8 +16,8 @@ from conftest import ROOT
 PACKAGE = ROOT / "netbuilder"
 # each stage may import itself and the stages before it, never one after it
 STAGES = (
-    "errors",
     "limits",
+    "errors",
     "spec",
     "blocks",
     "compiler",

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..errors import NetbuilderError
+from ..errors import NetbuilderError, excerpt
 
 
 @dataclass(frozen=True)
@@ -67,5 +67,5 @@ def dataset_info(name: str) -> DatasetInfo:
     close = difflib.get_close_matches(name, DATASET_NAMES, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise NetbuilderError(
-        f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASET_NAMES))}{hint}"
+        f"unknown dataset {excerpt(name)}; known datasets: {', '.join(sorted(DATASET_NAMES))}{hint}"
     )

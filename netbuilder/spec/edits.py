@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from ..errors import Location, NetbuilderError
+from ..errors import Location, NetbuilderError, excerpt
 from .document import PathKey, SpecDocument
 from .expansion import ITEM_KEYS, Expander, Output, substitute_located, where_text
 
@@ -24,7 +24,7 @@ def apply_edits(document: SpecDocument, out: Output, expander: Expander) -> None
     ):
         if data.get(key) is not None and not isinstance(data[key], kind):
             raise NetbuilderError(
-                f"{key} expects {example}, got {data[key]!r}", document.locate((key,)), key
+                f"{key} expects {example}, got {excerpt(data[key])}", document.locate((key,)), key
             )
     if not isinstance(layers, list):
         return  # the schema says what is wrong with it

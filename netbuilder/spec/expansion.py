@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import Location, NetbuilderError
+from ..errors import Location, NetbuilderError, excerpt
 from ..limits import MAX_LAYERS
 from .document import PathKey, SpecDocument
 from .expressions import Value, substitute
@@ -62,7 +62,7 @@ class Expander:
         a group instance reads (its `input`)."""
         if not isinstance(items, list):
             raise NetbuilderError(
-                f"expected a list of layers, got {items!r}",
+                f"expected a list of layers, got {excerpt(items)}",
                 _nearest(source.positions, path),
                 where_text(path),
             )
@@ -143,7 +143,7 @@ class Expander:
         result = substitute_located(value, self.names, where, (*path, "when"))
         if not isinstance(result, bool):
             raise NetbuilderError(
-                f"expected true or false, got {result!r}", where, where_text((*path, "when"))
+                f"expected true or false, got {excerpt(result)}", where, where_text((*path, "when"))
             )
         return result
 
@@ -151,7 +151,9 @@ class Expander:
         count = substitute_located(value, self.names, where, (*path, "repeat"))
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise NetbuilderError(
-                f"expected a whole number >= 1, got {count!r}", where, where_text((*path, "repeat"))
+                f"expected a whole number >= 1, got {excerpt(count)}",
+                where,
+                where_text((*path, "repeat")),
             )
         return count
 

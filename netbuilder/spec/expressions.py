@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import NetbuilderError
+from ..errors import NetbuilderError, excerpt
 from ..limits import MAX_INTEGER
 
 MAX_EXPRESSION_CHARS = 200
@@ -134,7 +134,7 @@ def _walk(node: ast.AST, names: Mapping[str, Value]) -> Any:
 
 def _number(value: Any) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise NetbuilderError(f"arithmetic needs numbers, got {value!r}")
+        raise NetbuilderError(f"arithmetic needs numbers, got {excerpt(value)}")
     return value
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import Location, NetbuilderError
+from ..errors import Location, NetbuilderError, excerpt
 from .document import KEY, PathKey, SpecDocument, load_spec
 from .edits import EDIT_KEYS, apply_edits
 from .expansion import Expander, Output, where_text
@@ -108,7 +108,7 @@ def expression_names(out: Output, source: str) -> dict[str, Value]:
     for name, value in params.items():
         if not isinstance(name, str) or not name.isidentifier():
             raise NetbuilderError(
-                f"parameter name {name!r} is not an identifier",
+                f"parameter name {excerpt(name)} is not an identifier",
                 out.positions.get(("params",)),
                 "params",
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..errors import Location, NetbuilderError, Note
+from ..errors import Location, NetbuilderError, Note, excerpt
 from .expansion import Output
 from .registry import BLOCKS, BlockDef, Registry
 from .types import block_key
@@ -30,7 +30,9 @@ def read_width_multiplier(out: Output, registry: Registry[BlockDef] = BLOCKS) ->
         or not isinstance(factor, (int, float))
         or not (math.isfinite(factor) and factor > 0)
     ):
-        raise NetbuilderError(f"expected a number > 0, got {factor!r}", where, WIDTH_MULTIPLIER)
+        raise NetbuilderError(
+            f"expected a number > 0, got {excerpt(factor)}", where, WIDTH_MULTIPLIER
+        )
     if out.data.get("blocks"):
         raise NetbuilderError(
             "width_multiplier scales plain layers only, not the layers of macros (blocks:); "

@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema
 
-from ..errors import NetbuilderError, raise_if_any
+from ..errors import NetbuilderError, excerpt, raise_if_any
 from ..limits import MAX_INTEGER
 from .config import TrainConfig, config_errors
 from .document import PathKey, SpecDocument
@@ -78,7 +78,7 @@ def to_netbuilder_error(
 ) -> NetbuilderError:
     path = tuple(error.absolute_path)
     location = document.locate(path)
-    message = error.message
+    message = _quoting_briefly(error)
     schema: dict[str, Any] = dict(error.schema) if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties":
         instance: Any = error.instance  # a mapping, for this validator
@@ -92,32 +92,41 @@ def to_netbuilder_error(
     elif error.validator == "type" and len(path) == 2 and path[0] == "layers":
         message = (
             "a layer maps one block name to its parameters, e.g. "
-            f"'- conv_bn: {{out_channels: 8}}'; got {error.instance!r}"
+            f"'- conv_bn: {{out_channels: 8}}'; got {excerpt(error.instance)}"
         )
     elif (
         error.validator == "type"
         and isinstance(error.instance, float)
         and not math.isfinite(error.instance)
     ):
-        message = f"expected a finite number, got {error.instance!r}"
+        message = f"expected a finite number, got {excerpt(error.instance)}"
     elif error.validator == "type":
         value = error.validator_value
         wanted = " or ".join(value) if isinstance(value, list) else str(value)
-        message = f"expected {_article(wanted)} {wanted}, got {error.instance!r}"
+        message = f"expected {_article(wanted)} {wanted}, got {excerpt(error.instance)}"
     elif error.validator == "anyOf" and path[-1:] == ("from",):
         message = (
             "expected a layer name, 'input', a negative index (-1: the layer above) or a "
-            f"list of them; got {error.instance!r}"
+            f"list of them; got {excerpt(error.instance)}"
         )
     elif error.validator == "anyOf":
         choices: Any = error.validator_value  # the anyOf's list of schemas
         options = " or ".join(_describe(option) for option in choices)
-        message = f"expected {options}, got {error.instance!r}"
+        message = f"expected {options}, got {excerpt(error.instance)}"
     elif error.validator == "minProperties":
         message = "empty layer; expected one block name, e.g. '- relu: {}'"
     if path in document.expressions:
         message += f" (from {document.expressions[path]})"
     return NetbuilderError(message, location, describe_place(document.data, path) or None)
+
+
+def _quoting_briefly(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, with the value it quotes cut to an excerpt."""
+    try:
+        whole = repr(error.instance)
+    except ValueError:  # an integer too long to print; the size check refuses those first
+        return error.message
+    return error.message.replace(whole, excerpt(error.instance))
 
 
 def _in_block(path: PathKey) -> bool:
@@ -171,7 +180,7 @@ def check_macros(document: SpecDocument, registry: Registry[BlockDef]) -> list[N
             if not isinstance(param, str) or not param.isidentifier():
                 errors.append(
                     NetbuilderError(
-                        f"parameter name {param!r} is not an identifier",
+                        f"parameter name {excerpt(param)} is not an identifier",
                         where,
                         f"blocks.{name}.params",
                     )
