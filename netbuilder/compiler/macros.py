@@ -19,14 +19,77 @@ layer is checked against its block's schema like a layer of the spec. No torch h
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Location, NetbuilderError, raise_if_any
-from ..spec.expansion import Expander, Output
-from ..spec.registry import BLOCKS, Registry, Shape, format_shape
+from ..spec.document import SpecDocument
+from ..spec.expansion import Budget, Expander, Output
+from ..spec.registry import Registry, Shape, format_shape
+from ..spec.schema import SpecValidator, spec_schema
 from ..spec.sources import unknown_layer
 from ..spec.types import Macro, block_key
+from ..spec.validate import to_netbuilder_error
 from .plan import Node
+
+
+@dataclass
+class Expansion:
+    """What every macro use of one compile shares: the budget of layer instances (a macro
+    using another twice, twenty deep, would otherwise make millions) and the validator of an
+    expanded layer, built once."""
+
+    registry: Registry[Any]
+    macros: dict[str, Macro]
+    budget: Budget = field(default_factory=Budget)
+    _validator: Any = None
+    _valid: set[str] = field(default_factory=set)  # layers (by content) that passed already
+    _bodies: dict[str, Output] = field(default_factory=dict)  # each macro's own positions
+
+    def body(self, macro: Macro) -> Output:
+        """The macro's body with only its own positions (not the whole spec's, per use)."""
+        if macro.name not in self._bodies:
+            size = len(macro.path)
+            self._bodies[macro.name] = Output(
+                positions={
+                    path: where
+                    for path, where in macro.document.positions.items()
+                    if path[:size] == macro.path
+                }
+            )
+        return self._bodies[macro.name]
+
+    @property
+    def validator(self) -> Any:
+        if self._validator is None:
+            self._validator = layer_validator(self.registry, self.macros)
+        return self._validator
+
+    def errors(self, layer: Any, expanded: Output, index: int) -> list[NetbuilderError]:
+        """`layer_errors`, remembering the layers that passed: the instances of one macro are
+        mostly alike, and each would otherwise be checked against the schema again."""
+        key = _content_key(layer)
+        if key in self._valid:
+            return []
+        errors = layer_errors(layer, expanded, index, self.registry, self.validator)
+        if not errors:
+            self._valid.add(key)
+        return errors
+
+
+def _content_key(layer: Any) -> str:
+    """What a layer says apart from its name and (linked, well-formed) sources."""
+    if not isinstance(layer, dict):
+        return repr(layer)
+    sources = layer.get("from")
+    names = sources if isinstance(sources, list) else [sources]
+    linked = all(isinstance(name, str) for name in names) and sources != []
+    content = {key: value for key, value in layer.items() if key != "name"}
+    if linked:
+        content["from"] = "<linked>" if isinstance(sources, str) else ["<linked>"]
+    return json.dumps(content, sort_keys=True, default=repr)
 
 
 def macro_nodes(
@@ -35,9 +98,8 @@ def macro_nodes(
     in_shape: Shape,
     num_classes: int,
     stack: tuple[str, ...],
-    known: set[str],
-    registry: Registry[Any] = BLOCKS,
-    macros: dict[str, Macro] | None = None,
+    known: Collection[str],
+    expansion: Expansion,
 ) -> list[Node]:
     """The nodes a use of `macro` stands for, named `<layer>.<inner layer>`."""
     if macro.name in stack:
@@ -66,10 +128,10 @@ def macro_nodes(
         "in_width": in_shape[2],
         "num_classes": num_classes,
     }
-    body = Output(positions=macro.document.positions)
+    body = expansion.body(macro)
     expanded = Output()
     path = (*macro.path, "layers")
-    layers = Expander(names).items(
+    layers = Expander(names, budget=expansion.budget).items(
         macro.layers, body, path, expanded, (), prefix=f"{node.name}.", entry=node.inputs[0]
     )
     if not layers:
@@ -78,12 +140,11 @@ def macro_nodes(
             node.location,
             node.where,
         )
-    validator = layer_validator(registry, macros or {})  # once per instance, not per layer
     raise_if_any(
         [
             error
             for index, layer in enumerate(layers)
-            for error in layer_errors(layer, expanded, index, registry, validator)
+            for error in expansion.errors(layer, expanded, index)
         ]
     )
     inner: list[Node] = []
@@ -98,8 +159,6 @@ def macro_nodes(
 
 def layer_validator(registry: Registry[Any], macros: dict[str, Macro]) -> Any:
     """The spec schema's validator, with nothing required at the top: it checks one layer."""
-    from ..spec.schema import SpecValidator, spec_schema  # schema imports this module
-
     schema = spec_schema(
         registry, {name: {"params": m.params, "layers": m.layers} for name, m in macros.items()}
     )
@@ -111,11 +170,10 @@ def layer_errors(
     layer: Any, expanded: Output, index: int, registry: Registry[Any], validator: Any
 ) -> list[NetbuilderError]:
     """A macro's expanded layer checked as a spec's layer is, with the same messages."""
-    from ..spec.document import SpecDocument  # schema imports this module: import on use
-    from ..spec.validate import to_netbuilder_error
-
-    source = str((expanded.positions.get((index,)) or Location()).file or "<macro>")
     data = {"layers": [layer]}
+    if validator.is_valid(data):
+        return []
+    source = str((expanded.positions.get((index,)) or Location()).file or "<macro>")
     positions = {
         ("layers", 0, *rest[1:]): where
         for rest, where in expanded.positions.items()
@@ -132,7 +190,12 @@ def layer_errors(
 
 
 def _sources(
-    layer: dict[str, Any], inner: list[Node], entry: str, known: set[str], where: Any, label: str
+    layer: dict[str, Any],
+    inner: list[Node],
+    entry: str,
+    known: Collection[str],
+    where: Any,
+    label: str,
 ) -> tuple[str, ...]:
     """`from:` of a macro's layer, already linked by the spec's rule (`spec.sources`): the
     macro's own earlier layers, its input, or an earlier layer of the spec, which must exist."""

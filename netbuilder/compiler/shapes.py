@@ -12,10 +12,11 @@ from typing import Any
 import torch
 
 from ..errors import NetbuilderError
+from ..limits import MAX_LAYERS
 from ..spec.registry import BLOCKS, NUM_CLASSES, Block, BlockDef, Registry, Shape
 from ..spec.sources import INPUT, SCOPE_INPUT, scope_position, unknown_layer
 from ..spec.types import LayerSpec, Spec
-from .macros import macro_nodes
+from .macros import Expansion, macro_nodes
 from .plan import Node, PlannedNode
 
 
@@ -69,8 +70,9 @@ def infer_shapes(
     """Build every node in order on `device`, checking that each fits the shapes it receives;
     a macro's use is replaced by the nodes of its expansion."""
     plan: list[PlannedNode] = []
+    expansion = Expansion(registry, spec.macros)
     with torch.device(device) if device is not None else nullcontext():
-        _plan(nodes, {INPUT: input_shape}, {}, plan, spec, registry, ())
+        _plan(nodes, {INPUT: input_shape}, {}, plan, spec, expansion, ())
     return plan
 
 
@@ -80,9 +82,10 @@ def _plan(
     aliases: dict[str, str],
     plan: list[PlannedNode],
     spec: Spec,
-    registry: Registry[BlockDef],
+    expansion: Expansion,
     stack: tuple[str, ...],
 ) -> None:
+    registry = expansion.registry
     for node in nodes:
         node = replace(node, inputs=tuple(aliases.get(s, s) for s in node.inputs))
         if node.block in spec.macros:
@@ -92,14 +95,19 @@ def _plan(
                 shapes[node.inputs[0]],
                 spec.num_classes,
                 stack,
-                set(shapes),
-                registry,
-                spec.macros,
+                shapes,  # the names planned so far
+                expansion,
             )
-            _plan(inner, shapes, aliases, plan, spec, registry, (*stack, node.block))
+            _plan(inner, shapes, aliases, plan, spec, expansion, (*stack, node.block))
             aliases[node.name] = plan[-1].node.name  # a macro's output is its last layer's
             shapes[node.name] = plan[-1].out_shape
             continue
+        if len(plan) >= MAX_LAYERS:
+            raise NetbuilderError(
+                f"more than {MAX_LAYERS:,} layers once the macros are expanded",
+                node.location,
+                node.where,
+            )
         try:
             definition = registry.get(node.block)
             args = resolve_args(definition, node.params, spec.num_classes)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Location, NetbuilderError, excerpt
-from ..limits import MAX_LAYERS
+from ..limits import MAX_EXPANSION, MAX_LAYERS
 from .document import PathKey, SpecDocument
 from .expressions import Value, substitute
 from .sources import INPUT, SCOPE_INPUT, scope_position
@@ -39,6 +39,26 @@ def where_text(path: PathKey) -> str:
 
 
 @dataclass
+class Budget:
+    """The layer instances the language may still make: each repeat, sequence instance, macro
+    use and insert spends from it before anything is built, so no spec can make netbuilder
+    generate more than MAX_EXPANSION of them (those a `when` drops included)."""
+
+    left: int = MAX_EXPANSION
+
+    def spend(self, count: int, where: Location | None, path: PathKey) -> None:
+        if count > self.left:
+            raise NetbuilderError(
+                f"the spec expands to more than {MAX_EXPANSION:,} layer instances (repeat, "
+                f"sequences, macros and inserts counted as they are made); a spec holds at most "
+                f"{MAX_LAYERS:,} layers",
+                where,
+                where_text(path),
+            )
+        self.left -= count
+
+
+@dataclass
 class Expander:
     """Turns the items of a layer list into plain, named layers. A layer without a name gets
     its block's name and a running number among the unnamed layers of that block (conv_bn1,
@@ -47,6 +67,7 @@ class Expander:
     names: dict[str, Value]
     counts: dict[str, int] = field(default_factory=dict)  # unnamed layers per block (top level)
     expressions: dict[int, dict[PathKey, str]] = field(default_factory=dict)  # id(layer) -> exprs
+    budget: Budget = field(default_factory=Budget)  # shared with the groups it expands
 
     def items(
         self,
@@ -118,6 +139,7 @@ class Expander:
         if "when" in item and not self.condition(item["when"], where, path):
             return []
         times = self.repeat(item.get("repeat", 1), where, path)
+        self.budget.spend(times, where, path)
         results: list[tuple[Any, dict[PathKey, Location]]] = []
         for k in range(1, times + 1):
             names = {**self.names, "i": k}
@@ -209,7 +231,7 @@ class Expander:
             )
         inner = f"{prefix}{name}.{k}." if times > 1 else f"{prefix}{name}."
         scratch = Output(positions={})
-        expander = Expander(names, self.counts, self.expressions)
+        expander = Expander(names, self.counts, self.expressions, self.budget)
         layers = expander.items(
             item["sequence"],
             source,
