@@ -33,8 +33,29 @@ CASES = [
     ("refused: alias bomb", ["build", str(BAD / "alias_bomb.yaml"), "--summary"], 5.0, 2),
     ("refused: giant weights", ["build", str(BAD / "giant_weights.yaml"), "--summary"], 10.0, 2),
     ("refused: giant input", ["build", str(BAD / "giant_input.yaml"), "--summary"], 10.0, 2),
+    ("refused: repeat 10^9", ["validate", str(BAD / "lang_repeat_bomb.yaml")], 5.0, 2),
+    ("refused: nested repeats", ["validate", str(BAD / "lang_nested_repeat_bomb.yaml")], 5.0, 2),
+    (
+        "refused: 22 macros, each used twice",
+        ["validate", str(BAD / "lang_macro_bomb.yaml")],
+        5.0,
+        2,
+    ),
+    ("validate, 4,900 removes of 4,902 layers", ["validate", "{removes}"], 5.0, 0),
 ]
 SUMMARY_DEPTH2_TARGET = 0.5  # seconds for summarize(depth=2) of squeezenet_v11, in-process
+
+
+def write_removes(folder: Path, count: int = 4900) -> Path:
+    """A spec that extends a 4,902-layer one and removes all but two of its layers."""
+    folder.mkdir(exist_ok=True)
+    base = ["name: base", "input: {channels: 1, size: 8}", "num_classes: 10", "layers:"]
+    base += [f"  - relu: {{}}\n    name: r{i}" for i in range(count)]
+    base += ["  - conv: {out_channels: num_classes}", "  - gap: {}"]
+    (folder / "base.yaml").write_text("\n".join(base) + "\n")
+    child = ["extends: base.yaml", "remove:", *(f"  - r{i}" for i in range(count))]
+    (folder / "child.yaml").write_text("\n".join(child) + "\n")
+    return folder / "child.yaml"
 
 
 def time_command(args: list[str], expected: int) -> float:
@@ -65,10 +86,13 @@ def main() -> int:
     args = parser.parse_args()
     typo = Path("/tmp") / "netbuilder-bench-typo.yaml"
     typo.write_text(YAML_TYPO, encoding="utf-8")
+    removes = write_removes(Path("/tmp") / "netbuilder-bench-removes")
     missed = 0
     print(f"{'command':40} {'median':>8} {'target':>8}")
     for label, command, target, expected in CASES:
-        command = [str(typo) if word == "{typo}" else word for word in command]
+        command = [
+            {"{typo}": str(typo), "{removes}": str(removes)}.get(word, word) for word in command
+        ]
         median = statistics.median(time_command(command, expected) for _ in range(args.rounds))
         missed += median > target
         print(f"{label:40} {median:7.2f}s {target:7.1f}s{'  MISSED' if median > target else ''}")

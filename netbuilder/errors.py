@@ -50,6 +50,8 @@ class NetbuilderError(Exception):
         super().__init__(message)
         self.message = message
         self.location = location or Location()
+        if where is not None and len(where) > MAX_MESSAGE_CHARS:
+            where = "..." + where[3 - MAX_MESSAGE_CHARS :]
         self.where = where  # place inside the spec, e.g. "layers[3] (fire4).squeeze"
 
     def with_context(

@@ -144,6 +144,15 @@ EXPECTED = {
         "9:15",
         "stage.add1.from: -3 reaches before the input (this is layer 2 of its group",
     ),
+    "lang_repeat_bomb.yaml": (
+        "5:5",
+        "layers[0]: the spec expands to more than 20,000 layer instances",
+    ),
+    "lang_nested_repeat_bomb.yaml": (
+        "6:9",
+        "layers[0].sequence[0]: the spec expands to more than 20,000 layer instances",
+    ),
+    "lang_macro_bomb.yaml": ("91:9", "more than 5,000 layers once the macros are expanded"),
     "lang_repeat_zero.yaml": ("5:5", "layers[0].repeat: expected a whole number >= 1, got 0"),
     "alias_bomb.yaml": (
         None,

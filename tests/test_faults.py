@@ -72,6 +72,9 @@ def assert_one_line(done: subprocess.CompletedProcess, fragment: str) -> None:
         ("alias_bomb.yaml", "once its YAML aliases are expanded"),
         ("giant_weights.yaml", "the model has 90,010,100,010 parameters"),
         ("giant_input.yaml", "one image's layer outputs take"),
+        ("lang_repeat_bomb.yaml", "layer instances"),
+        ("lang_nested_repeat_bomb.yaml", "layer instances"),
+        ("lang_macro_bomb.yaml", "once the macros are expanded"),
     ],
 )
 @pytest.mark.slow
@@ -447,3 +450,25 @@ def test_a_batch_batchnorm_cannot_train_on_is_refused_up_front(
     )
     assert not (tmp_path / "run").exists()
     assert run_cli("validate", str(spec), "--set", "train.batch_size=2").code == 0
+
+
+def test_a_huge_param_behind_repeat_is_refused_before_expanding(run_cli) -> None:
+    """`--set params.n=100000000` on a spec whose stages repeat n times."""
+    result = run_cli(
+        "validate", str(ROOT / "specs" / "resnet8_mnist.yaml"), "--set", "params.n=100000000"
+    )
+    assert result.code == 2 and "layer instances" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_removing_thousands_of_layers_is_linear(tmp_path: Path) -> None:
+    """Edits find layers through an index; 4,900 removes of 5,000 layers stay quick."""
+    base = ["name: base", "input: {channels: 1, size: 8}", "num_classes: 10", "layers:"]
+    base += [f"  - relu: {{}}\n    name: r{i}" for i in range(4900)]
+    base += ["  - conv: {out_channels: num_classes}", "  - gap: {}"]
+    (tmp_path / "base.yaml").write_text("\n".join(base) + "\n")
+    child = ["extends: base.yaml", "remove:", *(f"  - r{i}" for i in range(4900))]
+    (tmp_path / "child.yaml").write_text("\n".join(child) + "\n")
+    spec = read_spec(tmp_path / "child.yaml")
+    assert [layer.block for layer in spec.layers] == ["conv", "gap"]

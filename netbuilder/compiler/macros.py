@@ -151,7 +151,7 @@ def macro_nodes(
     for index, layer in enumerate(layers):
         block = str(block_key(layer))  # one, after layer_errors
         where = expanded.positions.get((index,), node.location)
-        label = f"{node.where} > {layer['name']}"
+        label = f"{node.where.split(' > ')[0]} > {layer['name']}"  # the spec's layer, the full name
         sources = _sources(layer, inner, node.inputs[0], known, where, label)
         inner.append(Node(layer["name"], block, dict(layer[block] or {}), sources, where, label))
     return inner
