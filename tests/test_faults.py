@@ -472,3 +472,62 @@ def test_removing_thousands_of_layers_is_linear(tmp_path: Path) -> None:
     (tmp_path / "child.yaml").write_text("\n".join(child) + "\n")
     spec = read_spec(tmp_path / "child.yaml")
     assert [layer.block for layer in spec.layers] == ["conv", "gap"]
+
+
+# ---------------------------------------------------------------- extends: only specs, never echoed
+
+
+@pytest.mark.parametrize(
+    ("target", "fragment"),
+    [
+        ("/etc/passwd", "is absolute"),
+        ("../../../../../etc/passwd.yaml", "lies outside the spec's folder"),
+        ("notes.txt", "is not a spec file name"),
+        ("loop1.yaml", "Symlink loop"),
+        ("x\0y.yaml", "extends names a spec file"),
+        ("not_a_spec.yaml", "not_a_spec.yaml is not a spec"),
+    ],
+)
+def test_extends_reads_only_specs_and_never_prints_a_file(
+    tmp_path: Path, run_cli, target: str, fragment: str
+) -> None:
+    secret = "root:x:0:0:root:/root:/bin/bash"
+    (tmp_path / "not_a_spec.yaml").write_text(f"{secret}\n")
+    (tmp_path / "notes.txt").write_text(f"{secret}\n")
+    (tmp_path / "loop1.yaml").symlink_to(tmp_path / "loop2.yaml")
+    (tmp_path / "loop2.yaml").symlink_to(tmp_path / "loop1.yaml")
+    spec = tmp_path / "child.yaml"
+    spec.write_text(yaml.safe_dump({"extends": target, "name": "child"}))
+    result = run_cli("validate", str(spec))
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith(f"{spec}:1:10: error: extends: ") and fragment in line, line
+    assert secret not in result.err and "root:x" not in result.err
+
+
+def test_extends_may_reach_a_sibling_folder_inside_the_working_folder(
+    tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`experiments/wide.yaml` extending `../specs/model5.yaml`, run from the project."""
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "specs" / "model5.yaml").write_text((ROOT / "specs" / "model5.yaml").read_text())
+    (tmp_path / "experiments" / "wide.yaml").write_text(
+        "extends: ../specs/model5.yaml\nname: wide\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("validate", "experiments/wide.yaml").code == 0
+
+
+def test_extends_reads_from_the_folders_the_spec_path_lists(
+    tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "model5.yaml").write_text((ROOT / "specs" / "model5.yaml").read_text())
+    (tmp_path / "mine").mkdir()
+    spec = tmp_path / "mine" / "wide.yaml"
+    spec.write_text("extends: ../shared/model5.yaml\nname: wide\n")
+    assert run_cli("validate", str(spec)).code == 2  # outside its folder and the working folder
+    monkeypatch.setenv("NETBUILDER_SPEC_PATH", str(shared))
+    assert run_cli("validate", str(spec)).code == 0

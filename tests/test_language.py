@@ -196,7 +196,10 @@ layers:
 )
 
 
-def test_extends_edits_layers_by_name_and_changes_params(tmp_path: Path) -> None:
+def test_extends_edits_layers_by_name_and_changes_params(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # `../base.yaml` from variants/ stays in the working folder
     write(tmp_path, BASE, "base.yaml")
     (tmp_path / "variants").mkdir()
     child = write(
@@ -239,10 +242,10 @@ def test_set_addresses_layers_by_name(tmp_path: Path) -> None:
 
 
 def test_squeezenet_variant_by_extends(tmp_path: Path) -> None:
+    write(tmp_path, (ROOT / "specs" / "squeezenet_v11.yaml").read_text(), "squeezenet_v11.yaml")
     path = write(
         tmp_path,
-        f"extends: {ROOT / 'specs' / 'squeezenet_v11.yaml'}\n"
-        "name: squeezenet_small\noverride:\n  fire2: {squeeze: 8}\n",
+        "extends: squeezenet_v11.yaml\nname: squeezenet_small\noverride:\n  fire2: {squeeze: 8}\n",
     )
     spec = netbuilder.read_spec(path)
     model, _ = compile_spec(spec)

@@ -19,6 +19,7 @@ the compiler expands them, where their input's shape is known. No torch here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from .legacy import read_width_multiplier
 from .overrides import apply_overrides
 
 MAX_EXTENDS = 16
+SPEC_SUFFIXES = (".yaml", ".yml")  # what `extends:` may name
+SPEC_PATH_ENV = "NETBUILDER_SPEC_PATH"  # more folders `extends:` may read from (os.pathsep)
 REPLACED = ("name", "description", "num_classes", "layers")  # a child replaces these
 MERGED = ("input", "train", "params", "blocks")  # a child merges into these, key by key
 
@@ -44,24 +47,74 @@ def load_chain(document: SpecDocument, seen: tuple[Path, ...] = ()) -> list[Spec
     if not isinstance(data, dict) or "extends" not in data:
         return [document]
     where = document.locate(("extends",))
-    target = data["extends"]
-    if not isinstance(target, str) or not target:
-        raise NetbuilderError(
-            "extends names a spec file, e.g. 'extends: squeezenet_v11.yaml'", where, "extends"
-        )
-    base_dir = Path(document.source).parent if Path(document.source).exists() else Path()
-    path = base_dir / target
-    chain = [*seen, Path(document.source).resolve()]
-    if path.resolve() in chain:
-        names = " -> ".join(p.name for p in [*chain, path.resolve()])
+    path = extends_path(data["extends"], document, where, seen)
+    chain = [*seen, _resolved(Path(document.source))]
+    if _resolved(path) in chain:
+        names = " -> ".join(p.name for p in [*chain, _resolved(path)])
         raise NetbuilderError(f"a cycle: {names}", where, "extends")
     if len(chain) > MAX_EXTENDS:
         raise NetbuilderError(f"more than {MAX_EXTENDS} levels of extends", where, "extends")
     try:
         base = load_spec(path)
     except NetbuilderError as error:
-        raise NetbuilderError(f"{target}: {error.message}", where, "extends") from None
+        raise NetbuilderError(f"{data['extends']}: {error.message}", where, "extends") from None
+    if not isinstance(base.data, dict):  # what the file holds is not quoted: it may not be a spec
+        raise NetbuilderError(
+            f"{data['extends']} is not a spec: its top level is not a mapping "
+            "of name, input, layers, ...",
+            where,
+            "extends",
+        )
     return [*load_chain(base, tuple(chain)), document]
+
+
+def extends_path(
+    target: Any, document: SpecDocument, where: Location, seen: tuple[Path, ...]
+) -> Path:
+    """The file `extends:` names, by the rules that keep it to specs: a relative path to a
+    .yaml file, from the extending spec's folder, that stays inside the first spec's folder,
+    the working folder or a folder listed in $NETBUILDER_SPEC_PATH (no `/etc/passwd`, no
+    `../../..` out of the project)."""
+    if not isinstance(target, str) or not target or "\0" in target:
+        raise NetbuilderError(
+            "extends names a spec file, e.g. 'extends: squeezenet_v11.yaml'", where, "extends"
+        )
+    relative = Path(target)
+    if relative.is_absolute():
+        raise NetbuilderError(
+            f"{excerpt(target)} is absolute; extends takes a path relative to the spec's folder",
+            where,
+            "extends",
+        )
+    if relative.suffix not in SPEC_SUFFIXES:
+        raise NetbuilderError(
+            f"{excerpt(target)} is not a spec file name (.yaml or .yml)", where, "extends"
+        )
+    source = Path(document.source)
+    path = (source.parent if source.is_file() else Path()) / relative
+    listed = [
+        Path(folder) for folder in os.environ.get(SPEC_PATH_ENV, "").split(os.pathsep) if folder
+    ]
+    roots = [
+        _resolved(folder)
+        for folder in (Path(seen[0]).parent if seen else source.parent, Path.cwd(), *listed)
+    ]
+    resolved = _resolved(path, where)
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise NetbuilderError(
+            f"{excerpt(target)} lies outside the spec's folder and the working folder; extends "
+            f"reads specs from inside them (or from the folders ${SPEC_PATH_ENV} lists)",
+            where,
+            "extends",
+        )
+    return path
+
+
+def _resolved(path: Path, where: Location | None = None) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, say
+        raise NetbuilderError(f"{path}: {exc}", where, "extends") from None
 
 
 def merge_chain(chain: list[SpecDocument]) -> tuple[Output, int]:
