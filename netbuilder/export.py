@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ from . import __version__
 from .compiler import build_model, compile_spec
 from .compiler.heads import output_kind
 from .compiler.plain import plain_spec
-from .data.files import is_checkpoint_path
+from .data.files import atomic_write_file, is_checkpoint_path
 from .errors import NetbuilderError
 from .spec import read_spec
 from .spec.datasets import dataset_info
@@ -97,22 +95,10 @@ def export(item: Exportable, form: str, out: str | Path) -> Path:
     if form not in FORMATS:
         raise NetbuilderError(f"unknown export format '{form}'; expected {', '.join(FORMATS)}")
     out = Path(out)
-    if out.is_dir():
-        raise NetbuilderError(f"--out {out} is a directory; give a file name")
-    if not out.parent.is_dir():
-        raise NetbuilderError(f"--out {out}: folder {out.parent} does not exist")
-    temp = out.with_name(f".{out.stem}.{secrets.token_hex(4)}.tmp{out.suffix}")
     example = torch.zeros(2, *item.spec.input_shape)  # 2: a batch size free to vary
     batch = torch.export.Dim("batch", min=1, max=65536)
-    try:
-        {"onnx": _onnx, "exported-program": _exported_program, "torchscript": _torchscript}[form](
-            item, example, batch, temp
-        )
-        os.replace(temp, out)
-    except OSError as exc:
-        raise NetbuilderError(f"cannot write {out}: {exc.strerror or exc}") from None
-    finally:
-        temp.unlink(missing_ok=True)
+    writer = {"onnx": _onnx, "exported-program": _exported_program, "torchscript": _torchscript}
+    atomic_write_file(out, lambda temp: writer[form](item, example, batch, temp), out.suffix)
     return out
 
 
@@ -153,4 +139,4 @@ def _torchscript(item: Exportable, example: torch.Tensor, _batch: Any, path: Pat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(item.model, example)  # type: ignore[no-untyped-call]
-    torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: json.dumps(metadata(item))})
+        torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: json.dumps(metadata(item))})

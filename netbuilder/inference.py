@@ -16,7 +16,6 @@ from torch import Tensor, nn
 
 from .compiler import compile_spec
 from .compiler.heads import Head, output_kind
-from .data.images import read_image
 from .errors import NetbuilderError, SpecErrors
 from .spec.config import TrainConfig
 from .spec.document import SpecDocument
@@ -25,7 +24,7 @@ from .spec.validate import validate
 from .training.checkpoint import check_fingerprint, load_checkpoint
 from .training.device import autocast_dtype, resolve_device
 from .training.evaluation import evaluate_model, to_probabilities
-from .training.inputs import load_split, make_loader, make_transform
+from .training.inputs import image_batch, load_split, make_loader
 
 
 @dataclass(frozen=True)
@@ -156,9 +155,7 @@ def predict(
     torch_device = resolve_device(device)
     trained = load_trained(path, torch_device)
     spec = trained.spec
-    transform = make_transform(spec, trained.config)
-    images = [read_image(image, spec.input_shape[0]) for image in image_paths]
-    batch = torch.cat([transform(image.unsqueeze(0)) for image in images]).to(torch_device)
+    batch = image_batch(image_paths, spec, trained.config).to(torch_device)
     with torch.no_grad():
         probabilities = to_probabilities(trained.head, trained.model(batch)).cpu()
     values, indices = probabilities.topk(min(top_k, probabilities.shape[1]), dim=1)

@@ -8,10 +8,12 @@ test_errors.py, damaged IDX files in test_data.py, images in test_inference.py).
 from __future__ import annotations
 
 import copy
+import errno
 import os
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -531,3 +533,75 @@ def test_extends_reads_from_the_folders_the_spec_path_lists(
     assert run_cli("validate", str(spec)).code == 2  # outside its folder and the working folder
     monkeypatch.setenv("NETBUILDER_SPEC_PATH", str(shared))
     assert run_cli("validate", str(spec)).code == 0
+
+
+# ---------------------------------------------------------------- --out replaces regular files only
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "folder", "device"])
+def test_export_replaces_only_a_regular_file(tmp_path: Path, run_cli, kind: str) -> None:
+    out = tmp_path / "model.onnx"
+    if kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "symlink":
+        (tmp_path / "elsewhere").write_text("kept")
+        out.symlink_to(tmp_path / "elsewhere")
+    elif kind == "folder":
+        out.mkdir()
+    else:
+        out = Path("/dev/null")
+    before = out.lstat()
+    result = run_cli(
+        "export", str(ROOT / "specs" / "model5.yaml"), "--format", "torchscript", "--out", str(out)
+    )
+    assert result.code == 2, result.err
+    (line,) = result.err.strip().splitlines()
+    assert str(out) in line and ("not a regular file" in line or "is a folder" in line)
+    after = out.lstat()
+    assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+
+
+def test_a_write_into_a_read_only_folder_reports_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temp file's cleanup fails too there (EROFS); the error is the write's, one line."""
+    from netbuilder.data import files
+
+    def read_only(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(files.Path, "unlink", read_only)
+    with pytest.raises(NetbuilderError, match=r"cannot write .*model.pt: Read-only file system"):
+        files.atomic_write_file(tmp_path / "model.pt", read_only)
+
+
+def test_a_checkpoint_that_would_inflate_is_refused_before_reading(tmp_path: Path, run_cli) -> None:
+    """A small file holding a deflated huge member: refused from the zip directory alone."""
+    real = tmp_path / "real.pt"
+    torch.save({"model": {"w": torch.zeros(4)}}, real)
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(real) as source, zipfile.ZipFile(bomb, "w") as target:
+        for member in source.infolist():
+            target.writestr(member, source.read(member), compress_type=zipfile.ZIP_STORED)
+        target.writestr("real/data/1", b"\0" * (64 * 2**20), compress_type=zipfile.ZIP_DEFLATED)
+    assert bomb.stat().st_size < 2**20
+    for command in (
+        ["eval", str(bomb)],
+        ["predict", str(bomb), "x.png"],
+        ["export", str(bomb), "--out", str(tmp_path / "x.onnx")],
+    ):
+        result = run_cli(*command)
+        assert result.code == 2, result.err
+        assert "is compressed, and torch.save stores members as they are" in result.err
+
+
+def test_a_checkpoint_beyond_the_size_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netbuilder.training import checkpoint
+
+    path = tmp_path / "big.pt"
+    torch.save({"w": torch.zeros(2**16)}, path)
+    monkeypatch.setattr(checkpoint, "MAX_CHECKPOINT_BYTES", 2**16)
+    with pytest.raises(NetbuilderError, match=r"holds 0\.3 MB; the limit for a checkpoint is"):
+        checkpoint.load_checkpoint(path)

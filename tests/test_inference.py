@@ -3,6 +3,9 @@ and for netbuilder.data.images, which reads the image files."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +149,46 @@ def test_eval_of_a_corrupt_checkpoint_exits_2(tmp_path: Path, run_cli) -> None:
     result = run_cli("eval", str(tmp_path / "bad.pt"), "--device", "cpu")
     assert result.code == 2
     assert "bad.pt" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+MEMORY_PROBE = """
+import resource, sys
+from netbuilder.inference import predict
+predict(sys.argv[1], sys.argv[2:], top_k=1)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+@pytest.mark.slow
+def test_predict_holds_one_large_image_at_a_time(run_dir: Path, tmp_path: Path) -> None:
+    """Twelve 4096x4096 photos (each within the pixel limit): the peak grows by about one
+    decoded image, not by twelve (16 MB each as grey, 48 MB as RGB)."""
+    big = tmp_path / "big0.png"
+    Image.new("RGB", (4096, 4096), (90, 140, 30)).save(big)
+    paths = [big, *(tmp_path / f"big{i}.png" for i in range(1, 12))]
+    for path in paths[1:]:
+        path.write_bytes(big.read_bytes())
+
+    def peak_mib(images: list[Path]) -> int:
+        done = subprocess.run(
+            [sys.executable, "-c", MEMORY_PROBE, str(run_dir / "best.pt"), *map(str, images)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""  # nothing but the result, no warnings
+        return int(done.stdout.split()[-1])
+
+    assert peak_mib(paths) - peak_mib(paths[:1]) < 64
+
+
+def test_a_palette_png_with_transparency_decodes_without_a_warning(tmp_path: Path) -> None:
+    palette = Image.new("P", (8, 8), 1)
+    palette.putpalette([0, 0, 0, 255, 255, 255] * 128)
+    alpha = b"\x00\x80" + b"\xff" * 254  # partial: PIL keeps it as bytes, and warns on convert
+    palette.save(tmp_path / "palette.png", transparency=alpha)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image(tmp_path / "palette.png", 1).shape == (1, 8, 8)
+        assert read_image(tmp_path / "palette.png", 3).shape == (3, 8, 8)

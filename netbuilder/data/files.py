@@ -4,8 +4,10 @@ write through here. Plain OS calls; no torch."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -21,6 +23,28 @@ def is_checkpoint_path(path: str | Path) -> bool:
     return Path(path).suffix in CHECKPOINT_SUFFIXES
 
 
+def check_target(path: Path) -> None:
+    """What netbuilder writes may replace a regular file, never anything else: not a device
+    (`--out /dev/null`, as root, would lose the device), a folder, a pipe or a link."""
+    try:
+        status = path.lstat()
+    except FileNotFoundError:
+        if not path.parent.is_dir():
+            raise NetbuilderError(
+                f"cannot write {path}: folder {path.parent} does not exist"
+            ) from None
+        return
+    except OSError as exc:
+        raise NetbuilderError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(status.st_mode):
+        raise NetbuilderError(f"{path} is a folder; give a file name")
+    if not stat.S_ISREG(status.st_mode):
+        raise NetbuilderError(
+            f"{path} exists and is not a regular file (a device, pipe, socket "
+            "or link); netbuilder replaces regular files only"
+        )
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write through a temp file in the same folder, then rename over `path`.
 
@@ -28,19 +52,31 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
     the data is fsynced before the rename, and the folder after it so the rename itself lasts.
     An OSError (no space left, read-only, permissions) becomes a NetbuilderError naming `path`.
     """
-    path = Path(path)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
-    try:
+
+    def write_file(temp: Path) -> None:
         # os.open with 0o666 lets the umask decide the mode, as for any new file
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+
+    atomic_write_file(path, write_file)
+
+
+def atomic_write_file(path: str | Path, write: Callable[[Path], None], suffix: str = "") -> None:
+    """`atomic_write` for writers that want a file name (exporters): `write(temp)` fills a temp
+    file in the same folder (ending in `suffix`), which is fsynced and renamed over `path`."""
+    path = Path(path)
+    check_target(path)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}{suffix}")
+    try:
         try:
-            with os.fdopen(fd, "wb") as handle:
-                write(handle)
-                handle.flush()
+            write(temp)
+            with open(temp, "rb+") as handle:
                 os.fsync(handle.fileno())
             os.replace(temp, path)
         except BaseException:
-            temp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only folder: the real error is above
+                temp.unlink(missing_ok=True)
             raise
     except OSError as exc:
         raise NetbuilderError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -22,7 +22,8 @@ FULL_SCALE_16 = 65535
 
 def read_image(path: str | Path, channels: int, size: tuple[int, int] | None = None) -> Tensor:
     """The image at `path` as uint8 (channels, H, W), grey or RGB as the spec wants, resized to
-    `size` (height, width) when given."""
+    `size` (height, width) when given: as it is decoded, so a batch of large photos never
+    holds more than one at full size."""
     path = Path(path)
     if channels not in MODES:
         raise NetbuilderError(
@@ -43,6 +44,8 @@ def read_image(path: str | Path, channels: int, size: tuple[int, int] | None = N
                     f"{path} declares {width}x{height} pixels; the limit is "
                     f"{MAX_IMAGE_PIXELS:,} pixels"
                 )
+            if size is not None:  # JPEG decodes straight to a smaller scale, as PIL's draft does
+                image.draft(MODES[channels], (size[1], size[0]))
             converted = _converted(image, MODES[channels])
             if size is not None and converted.size != (size[1], size[0]):
                 converted = converted.resize((size[1], size[0]), Image.Resampling.BILINEAR)
@@ -72,4 +75,6 @@ def _converted(image: Image.Image, mode: str) -> Image.Image:
         )
     elif image.mode == "F":
         raise ValueError("floating-point images are not supported")
+    elif image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")  # what PIL asks for (it warns converting such a palette)
     return image.convert(mode)

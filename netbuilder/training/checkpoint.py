@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from ..data.files import atomic_write
-from ..errors import NetbuilderError
+from ..errors import NetbuilderError, excerpt
+from ..limits import MAX_CHECKPOINT_BYTES, megabytes
 
 FORMAT_VERSION = 3  # 3: resolved specs with macros; 2: declared TrainConfig, class names
 LAST = "last.pt"
@@ -57,6 +58,32 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
+def check_archive(path: Path) -> None:
+    """torch.save writes a zip of stored (uncompressed) members: a member that would inflate,
+    or members larger than MAX_CHECKPOINT_BYTES in all, are refused from the zip's directory,
+    before anything is read (a 4.5 MB file holding a deflated 1 GiB tensor, say)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise NetbuilderError(
+            f"cannot read checkpoint {path}: it is corrupt, truncated or not a netbuilder "
+            f"checkpoint ({_first_sentence(exc)})"
+        ) from None
+    packed = [m.filename for m in members if m.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise NetbuilderError(
+            f"{path} is not a checkpoint torch.save wrote: its member {excerpt(packed[0])} is "
+            "compressed, and torch.save stores members as they are"
+        )
+    total = sum(member.file_size for member in members)
+    if total > MAX_CHECKPOINT_BYTES:
+        raise NetbuilderError(
+            f"{path} holds {megabytes(total)}; the limit for a checkpoint is "
+            f"{megabytes(MAX_CHECKPOINT_BYTES)}"
+        )
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load with `weights_only=True` (no arbitrary code); any damage is a one-line user error."""
     path = Path(path)
@@ -66,6 +93,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         )
     if not path.is_file():
         raise NetbuilderError(f"checkpoint not found: {path}")
+    check_archive(path)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except (

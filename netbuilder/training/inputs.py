@@ -3,11 +3,14 @@ the spec, with the normalisation resolved and the transforms the spec's input ne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
+from ..data.images import read_image
 from ..data.loader import BatchLoader, ImageDataset
 from ..data.sources import load_dataset, resolve_data_dir
 from ..data.transforms import BatchTransform
@@ -84,6 +87,19 @@ def make_transform(spec: Spec, config: TrainConfig) -> BatchTransform:
         rotation=augment.rotation,
         translate=augment.translate,
         scale=(augment.scale[0], augment.scale[1]),
+    )
+
+
+def image_batch(paths: Sequence[str | Path], spec: Spec, config: TrainConfig) -> Tensor:
+    """Image files as the model's input, through the path its training images took: decoded
+    at the spec's size for an imagefolder run (as its cache was), at their own size otherwise,
+    then the batch transform (resize, channels, normalisation). One image at a time, so a list
+    of large photos never holds more than one at full size."""
+    channels, height, width = spec.input_shape
+    decoded = (height, width) if config.dataset == "imagefolder" else None
+    transform = make_transform(spec, config)
+    return torch.cat(
+        [transform(read_image(path, channels, decoded).unsqueeze(0)) for path in paths]
     )
 
 
