@@ -11,7 +11,7 @@ import torch
 import yaml
 
 import netbuilder
-from conftest import ROOT
+from conftest import ROOT, spec_from_text
 from netbuilder.compiler import compile_spec
 from netbuilder.errors import NetbuilderError
 from netbuilder.report.summary import summarize
@@ -68,12 +68,39 @@ def test_expressions(text: str, value: object) -> None:
         ("2 ** 100", "is not allowed"),
         ("'a' * 3", "arithmetic needs numbers"),
         ("64 *", "cannot parse"),
-        ("1e308 * 10", "gives inf"),
+        ("1e308 * 10", "beyond 1e\\+18"),
+        ("round(1, -999999999)", "round takes at most 30 digits"),
+        ("999999999 * 999999999 * 999999999", "a value on the way is"),
+        ("int('9' * 50)", "arithmetic needs numbers"),
+        ("int('9999999999999999999999')", "a value on the way is"),
+        ("\uff57idth * 2", "names are written in ASCII"),
+        ("widths[3]", "index 3 is outside a list of 3"),
+        ("widths[0.5]", "a list index is a whole number"),
+        ("width[0]", "only a list can be indexed"),
+        ("len(width)", "len takes a list"),
+        ("log(0)", "math domain error"),
     ],
 )
 def test_expressions_refuse_what_is_not_arithmetic(text: str, message: str) -> None:
     with pytest.raises(NetbuilderError, match=message):
-        evaluate(text, {"width": 0.5})
+        evaluate(text, {"width": 0.5, "widths": [64, 128, 256]})
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("ceil(2.1) + floor(2.9)", 5),
+        ("sqrt(16)", 4.0),
+        ("round(log(8, 2))", 3),
+        ("widths[i] * 2", 256),
+        ("widths[-1]", 256),
+        ("len(widths)", 3),
+        ("round(1234.5678, 2)", 1234.57),
+    ],
+)
+def test_expressions_have_math_and_lists(text: str, value: object) -> None:
+    """RegNet-style widths need ceil/floor/log; per-stage widths and depths are lists."""
+    assert evaluate(text, {"widths": [64, 128, 256], "i": 1}) == value
 
 
 def test_make_divisible_is_mobilenets_rounding() -> None:
@@ -462,3 +489,79 @@ def test_width_multiplier_cannot_scale_macros(tmp_path) -> None:
     path.write_text(OLD_FORMAT + "blocks:\n  twice:\n    layers:\n      - relu: {}\n")
     with pytest.raises(NetbuilderError, match="width_multiplier scales plain layers only"):
         netbuilder.read_spec(path)
+
+
+SMALL = "name: s\ninput: {channels: 1, size: 8}\nnum_classes: 10\n"
+TAIL = "  - conv: {out_channels: num_classes}\n  - gap: {}\n"
+
+
+def test_chained_params_cannot_build_huge_numbers() -> None:
+    """Each param squaring the one before it: refused on the way, not after minutes."""
+    params = "".join(f"  p{k + 1}: ${{p{k} * p{k}}}\n" for k in range(40))
+    with pytest.raises(NetbuilderError, match="a value on the way is"):
+        spec_from_text(f"{SMALL}params:\n  p0: 10.0\n{params}layers:\n{TAIL}")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ("{input_channels: 3}", "parameter 'input_channels' would hide the built-in name"),
+        ("{i: 3}", "parameter 'i' would hide the built-in name"),
+        ("{\uff57: 3}", "is not an ASCII identifier"),
+    ],
+)
+def test_params_may_not_hide_built_in_names_or_fold(params: str, message: str) -> None:
+    with pytest.raises(NetbuilderError, match=message) as caught:
+        spec_from_text(f"{SMALL}params: {params}\nlayers:\n{TAIL}")
+    assert str(caught.value).startswith("test.yaml:4:")
+
+
+def test_a_macro_param_may_not_hide_in_channels() -> None:
+    text = (
+        f"{SMALL}blocks:\n  wide:\n    params: {{in_channels: 4}}\n    layers:\n"
+        f"      - conv: {{out_channels: 4}}\nlayers:\n  - wide: {{}}\n{TAIL}"
+    )
+    with pytest.raises(NetbuilderError, match="parameter 'in_channels' would hide"):
+        spec_from_text(text)
+
+
+def test_setting_an_undeclared_param_is_a_located_error(tmp_path: Path) -> None:
+    path = write(tmp_path, f"{SMALL}params: {{width: 1.0}}\nlayers:\n{TAIL}")
+    with pytest.raises(NetbuilderError) as caught:
+        netbuilder.read_spec(path, ["params.widht=4"])
+    assert str(caught.value) == (
+        "--set params.widht=4: error: the spec has no param 'widht'; "
+        "did you mean 'width'? (it declares width)"
+    )
+
+
+def test_repeat_zero_makes_no_copies_and_one_copy_is_numbered() -> None:
+    spec = spec_from_text(
+        f"{SMALL}layers:\n  - relu: {{}}\n    name: skipped\n    repeat: 0\n"
+        f"  - relu: {{}}\n    name: once\n    repeat: 1\n"
+        f"  - sequence:\n      - relu: {{}}\n        name: act\n    name: stage\n    repeat: 2\n"
+        f"{TAIL}"
+    )
+    assert [layer.name for layer in spec.layers][:3] == ["once.1", "stage.1.act", "stage.2.act"]
+
+
+def test_index_base_zero_numbers_as_pytorch_does() -> None:
+    """`layer1.0.conv1`: a spec can give its modules torchvision's state_dict keys."""
+    text = (
+        f"{SMALL}index_base: 0\nblocks:\n  block:\n    layers:\n"
+        f"      - conv: {{out_channels: 4, padding: 1}}\n        name: conv\n        repeat: 2\n"
+        f"layers:\n  - block: {{}}\n    name: layer1\n    repeat: 2\n"
+        f"  - conv: {{out_channels: '${{i + 10}}'}}\n    repeat: 1\n    name: head\n"
+        f"  - gap: {{}}\n"
+    )
+    spec = spec_from_text(text)
+    model, _ = compile_spec(spec, device="meta")
+    keys = [key for key in model.state_dict() if key.endswith("weight")]
+    assert keys == [
+        "layer1.0.conv.0.weight",
+        "layer1.0.conv.1.weight",
+        "layer1.1.conv.0.weight",
+        "layer1.1.conv.1.weight",
+        "head.0.weight",
+    ]
+    assert spec.layers[-2].params["out_channels"] == 10  # i counts from 0 too

@@ -43,6 +43,7 @@ class Expansion:
 
     registry: Registry[Any]
     macros: dict[str, Macro]
+    base: int = 1  # the spec's index_base, for repeats inside macros
     budget: Budget = field(default_factory=Budget)
     _validator: Any = None
     _valid: set[str] = field(default_factory=set)  # layers (by content) that passed already
@@ -131,7 +132,7 @@ def macro_nodes(
     body = expansion.body(macro)
     expanded = Output()
     path = (*macro.path, "layers")
-    layers = Expander(names, budget=expansion.budget).items(
+    layers = Expander(names, budget=expansion.budget, base=expansion.base).items(
         macro.layers, body, path, expanded, (), prefix=f"{node.name}.", entry=node.inputs[0]
     )
     if not layers:

@@ -70,7 +70,7 @@ def infer_shapes(
     """Build every node in order on `device`, checking that each fits the shapes it receives;
     a macro's use is replaced by the nodes of its expansion."""
     plan: list[PlannedNode] = []
-    expansion = Expansion(registry, spec.macros)
+    expansion = Expansion(registry, spec.macros, spec.index_base)
     with torch.device(device) if device is not None else nullcontext():
         _plan(nodes, {INPUT: input_shape}, {}, plan, spec, expansion, ())
     return plan

@@ -68,6 +68,7 @@ class Expander:
     counts: dict[str, int] = field(default_factory=dict)  # unnamed layers per block (top level)
     expressions: dict[int, dict[PathKey, str]] = field(default_factory=dict)  # id(layer) -> exprs
     budget: Budget = field(default_factory=Budget)  # shared with the groups it expands
+    base: int = 1  # the first copy's number (`index_base`): 0 gives PyTorch's layer1.0.conv1
 
     def items(
         self,
@@ -139,19 +140,16 @@ class Expander:
         if "when" in item and not self.condition(item["when"], where, path):
             return []
         times = self.repeat(item.get("repeat", 1), where, path)
+        numbered = "repeat" in item  # numbered whatever the count: repeat: 1 gives name.1
         self.budget.spend(times, where, path)
         results: list[tuple[Any, dict[PathKey, Location]]] = []
-        for k in range(1, times + 1):
+        for k in range(self.base, self.base + times):
             names = {**self.names, "i": k}
             if "sequence" in item:
-                instance = self.group(item, source, path, prefix, k, times, names, last)
+                instance = self.group(item, source, path, prefix, k, numbered, names, last)
             else:
-                instance = [
-                    (
-                        self.layer(item, names, prefix, k, times, counts, where, path, positions),
-                        positions,
-                    )
-                ]
+                layer = self.layer(item, names, prefix, k, numbered, counts, where, path, positions)
+                instance = [(layer, positions)]
             results += instance
             named = [
                 layer["name"]
@@ -171,9 +169,9 @@ class Expander:
 
     def repeat(self, value: Any, where: Location | None, path: PathKey) -> int:
         count = substitute_located(value, self.names, where, (*path, "repeat"))
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise NetbuilderError(
-                f"expected a whole number >= 1, got {excerpt(count)}",
+                f"expected a whole number >= 0, got {excerpt(count)}",
                 where,
                 where_text((*path, "repeat")),
             )
@@ -185,7 +183,7 @@ class Expander:
         names: dict[str, Value],
         prefix: str,
         k: int,
-        times: int,
+        numbered: bool,
         counts: dict[str, int],
         where: Location | None,
         path: PathKey,
@@ -206,7 +204,7 @@ class Expander:
         if not isinstance(name, str):
             counts[blocks[0]] = counts.get(blocks[0], 0) + 1
             name = f"{blocks[0]}{counts[blocks[0]]}"
-        elif times > 1:
+        elif numbered:
             name = f"{name}.{k}"
         layer["name"] = f"{prefix}{name}"
         return layer
@@ -218,7 +216,7 @@ class Expander:
         path: PathKey,
         prefix: str,
         k: int,
-        times: int,
+        numbered: bool,
         names: dict[str, Value],
         entry: Any,
     ) -> list[tuple[Any, dict[PathKey, Location]]]:
@@ -229,9 +227,9 @@ class Expander:
                 source.positions.get(path),
                 where_text(path),
             )
-        inner = f"{prefix}{name}.{k}." if times > 1 else f"{prefix}{name}."
+        inner = f"{prefix}{name}.{k}." if numbered else f"{prefix}{name}."
         scratch = Output(positions={})
-        expander = Expander(names, self.counts, self.expressions, self.budget)
+        expander = Expander(names, self.counts, self.expressions, self.budget, self.base)
         layers = expander.items(
             item["sequence"],
             source,

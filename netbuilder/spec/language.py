@@ -19,6 +19,7 @@ the compiler expands them, where their input's shape is known. No torch here.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,20 @@ from ..errors import Location, NetbuilderError, excerpt
 from .document import KEY, PathKey, SpecDocument, load_spec
 from .edits import EDIT_KEYS, apply_edits
 from .expansion import Expander, Output, where_text
-from .expressions import Value, substitute
+from .expressions import ASCII_NAME, Value, substitute
 from .legacy import read_width_multiplier
 from .overrides import apply_overrides
 
 MAX_EXTENDS = 16
+INDEX_BASE = "index_base"  # 0: repeated layers are numbered as PyTorch does (layer1.0.conv1)
+BUILTIN_NAMES = (
+    "num_classes",
+    "input_channels",
+    "input_size",
+    "input_height",
+    "input_width",
+    "i",
+)  # what every expression may read besides the params
 SPEC_SUFFIXES = (".yaml", ".yml")  # what `extends:` may name
 SPEC_PATH_ENV = "NETBUILDER_SPEC_PATH"  # more folders `extends:` may read from (os.pathsep)
 REPLACED = ("name", "description", "num_classes", "layers")  # a child replaces these
@@ -159,12 +169,7 @@ def expression_names(out: Output, source: str) -> dict[str, Value]:
             "params",
         )
     for name, value in params.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise NetbuilderError(
-                f"parameter name {excerpt(name)} is not an identifier",
-                out.positions.get(("params",)),
-                "params",
-            )
+        check_param_name(name, BUILTIN_NAMES, out.positions.get(("params", KEY, name)), "params")
         names[name] = _evaluated(value, names, out, ("params", name))
     for key in ("input", "num_classes", "name", "train"):
         if key in out.data:
@@ -186,8 +191,57 @@ def expression_names(out: Output, source: str) -> dict[str, Value]:
     return {
         key: value
         for key, value in {**names, **builtin}.items()
-        if isinstance(value, (int, float, str))
+        if isinstance(value, (int, float, str, list))
     }
+
+
+def check_param_overrides(params: Any, assignments: list[str]) -> None:
+    """`--set params.X=...` must name a declared param: a typo would otherwise be accepted and
+    change nothing (a sweep over it trains one model under many labels)."""
+    declared = list(params) if isinstance(params, dict) else []
+    for assignment in assignments:
+        key = assignment.partition("=")[0].strip()
+        if not key.startswith("params."):
+            continue
+        name = key.split(".")[1]
+        if name not in declared:
+            close = difflib.get_close_matches(name, declared, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            known = f" (it declares {', '.join(declared)})" if declared else " (it declares none)"
+            raise NetbuilderError(
+                f"the spec has no param {excerpt(name)}{hint}{known}",
+                Location(f"--set {assignment}"),
+            )
+
+
+def index_base(document: SpecDocument) -> int:
+    """`index_base: 0 | 1`: how repeated layers are numbered (1: name.1, name.2, ...)."""
+    base = document.data.get(INDEX_BASE, 1)
+    if base not in (0, 1) or isinstance(base, bool):
+        raise NetbuilderError(
+            f"expected 0 or 1, got {excerpt(base)}", document.locate((INDEX_BASE,)), INDEX_BASE
+        )
+    return int(base)
+
+
+def check_param_name(
+    name: Any, builtins: tuple[str, ...], where: Location | None, place: str
+) -> None:
+    """A param is an ASCII identifier (Python folds a fullwidth `w` into `w`) that does not hide
+    a name the language gives itself (a param `input_channels` would never be read)."""
+    if not isinstance(name, str) or not ASCII_NAME.fullmatch(name):
+        raise NetbuilderError(
+            f"parameter name {excerpt(name)} is not an ASCII identifier (letters, digits and _)",
+            where,
+            place,
+        )
+    if name in builtins:
+        raise NetbuilderError(
+            f"parameter '{name}' would hide the built-in name '{name}' "
+            f"({', '.join(builtins)} are given); choose another name",
+            where,
+            place,
+        )
 
 
 def _evaluated(value: Any, names: dict[str, Value], out: Output, path: PathKey) -> Any:
@@ -213,10 +267,11 @@ def resolve(document: SpecDocument, assignments: list[str] | None = None) -> Spe
     out, provider = merge_chain(chain)
     if not isinstance(out.data, dict):
         return SpecDocument(out.data, document.source, out.positions)
+    check_param_overrides(out.data.get("params"), early)
     merged = apply_overrides(SpecDocument(out.data, document.source, out.positions), early)
     out = Output(merged.data, merged.positions)
     names = expression_names(out, document.source)
-    expander = Expander(names)
+    expander = Expander(names, base=index_base(merged))
     if "layers" in out.data:
         out.data["layers"] = expander.items(out.data["layers"], out, ("layers",), out, ("layers",))
         for edited in chain[provider:]:

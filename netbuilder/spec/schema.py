@@ -172,6 +172,12 @@ def spec_schema(
             ["channels", "size"],
         ),
         "num_classes": _integer("classes; channel parameters may say 'num_classes'"),
+        "index_base": {
+            "enum": [0, 1],
+            "default": 1,
+            "description": "how repeated layers are "
+            "numbered: from 1 (stage.1, stage.2) or, as PyTorch does, from 0",
+        },
         "layers": {
             "type": "array",
             "minItems": 1,

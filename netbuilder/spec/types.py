@@ -49,6 +49,7 @@ class Spec:
     train: TrainConfig
     document: SpecDocument
     macros: dict[str, Macro] = field(default_factory=dict)
+    index_base: int = 1  # how the repeats inside macros are numbered
 
     @property
     def source(self) -> str:
@@ -182,4 +183,5 @@ def interpret(document: SpecDocument) -> Spec:
             )
             for name, macro in (data.get("blocks") or {}).items()
         },
+        index_base=data.get("index_base", 1),
     )

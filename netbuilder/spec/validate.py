@@ -15,6 +15,7 @@ from ..errors import NetbuilderError, excerpt, raise_if_any
 from ..limits import MAX_INTEGER
 from .config import TrainConfig, config_errors
 from .document import PathKey, SpecDocument
+from .language import check_param_name
 from .registry import BLOCKS, BlockDef, Registry
 from .schema import SpecValidator, config_schema, spec_schema
 from .types import Spec, check_layers, interpret, layer_name_at
@@ -161,6 +162,9 @@ def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
+MACRO_BUILTIN_NAMES = ("in_channels", "in_height", "in_width", "num_classes", "i")
+
+
 def check_macros(document: SpecDocument, registry: Registry[BlockDef]) -> list[NetbuilderError]:
     """Macro names must not hide a registered block; their parameters are identifiers."""
     macros = document.data.get("blocks") if isinstance(document.data, dict) else None
@@ -176,15 +180,16 @@ def check_macros(document: SpecDocument, registry: Registry[BlockDef]) -> list[N
                 )
             )
         params = macro.get("params") if isinstance(macro, dict) else None
-        for param in params or {}:
-            if not isinstance(param, str) or not param.isidentifier():
-                errors.append(
-                    NetbuilderError(
-                        f"parameter name {excerpt(param)} is not an identifier",
-                        where,
-                        f"blocks.{name}.params",
-                    )
+        for param in params if isinstance(params, dict) else {}:
+            try:
+                check_param_name(
+                    param,
+                    MACRO_BUILTIN_NAMES,
+                    document.locate_key(("blocks", name, "params"), param),
+                    f"blocks.{name}.params",
                 )
+            except NetbuilderError as error:
+                errors.append(error)
     return errors
 
 
