@@ -11,6 +11,7 @@ as `netbuilder.json` beside the model. ONNX needs the optional extra: `pip insta
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import warnings
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from . import __version__
 from .compiler import build_model, compile_spec
 from .compiler.heads import output_kind
 from .compiler.plain import plain_spec
-from .data.files import atomic_write_file, is_checkpoint_path
+from .data.files import atomic_write_bytes, check_target, is_checkpoint_path
 from .errors import NetbuilderError
 from .spec import read_spec
 from .spec.datasets import dataset_info
@@ -91,18 +92,20 @@ def metadata(item: Exportable) -> dict[str, str]:
 
 
 def export(item: Exportable, form: str, out: str | Path) -> Path:
-    """Write the model to `out` (atomically: a temp file renamed over it)."""
+    """Write the model to `out`: serialised in memory, then written atomically (a temp file
+    renamed over it), so a full disk is one line and no half file, whatever the format."""
     if form not in FORMATS:
         raise NetbuilderError(f"unknown export format '{form}'; expected {', '.join(FORMATS)}")
     out = Path(out)
+    check_target(out)  # before the export's work, not after it
     example = torch.zeros(2, *item.spec.input_shape)  # 2: a batch size free to vary
     batch = torch.export.Dim("batch", min=1, max=65536)
     writer = {"onnx": _onnx, "exported-program": _exported_program, "torchscript": _torchscript}
-    atomic_write_file(out, lambda temp: writer[form](item, example, batch, temp), out.suffix)
+    atomic_write_bytes(out, writer[form](item, example, batch))
     return out
 
 
-def _onnx(item: Exportable, example: torch.Tensor, batch: Any, path: Path) -> None:
+def _onnx(item: Exportable, example: torch.Tensor, batch: Any) -> bytes:
     missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
     if missing:
         raise NetbuilderError(
@@ -111,32 +114,36 @@ def _onnx(item: Exportable, example: torch.Tensor, batch: Any, path: Path) -> No
         )
     import onnx
 
-    torch.onnx.export(
+    program = torch.onnx.export(
         item.model,
         (example,),
-        str(path),
         dynamo=True,
         input_names=["image"],
         output_names=["scores"],
         dynamic_shapes=({0: batch},),
-        external_data=False,
         verbose=False,
     )
-    model = onnx.load(str(path))
+    if program is None:  # it returns the program when given no file to write
+        raise RuntimeError("torch.onnx.export gave no ONNX program")
+    model = program.model_proto
     onnx.helper.set_model_props(model, metadata(item))
     model.doc_string = f"netbuilder spec '{item.spec.name}'"
-    onnx.save(model, str(path))
+    return bytes(model.SerializeToString())
 
 
-def _exported_program(item: Exportable, example: torch.Tensor, batch: Any, path: Path) -> None:
+def _exported_program(item: Exportable, example: torch.Tensor, batch: Any) -> bytes:
     program = torch.export.export(item.model, (example,), dynamic_shapes=({0: batch},))
-    torch.export.save(program, str(path), extra_files={METADATA_FILE: json.dumps(metadata(item))})
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer, extra_files={METADATA_FILE: json.dumps(metadata(item))})
+    return buffer.getvalue()
 
 
-def _torchscript(item: Exportable, example: torch.Tensor, _batch: Any, path: Path) -> None:
+def _torchscript(item: Exportable, example: torch.Tensor, _batch: Any) -> bytes:
     """TorchScript is deprecated by PyTorch (2.14 warns); it stays for runtimes that still
     load it, without the warning. Prefer exported-program."""
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(item.model, example)  # type: ignore[no-untyped-call]
-        torch.jit.save(traced, str(path), _extra_files={METADATA_FILE: json.dumps(metadata(item))})
+        torch.jit.save(traced, buffer, _extra_files={METADATA_FILE: json.dumps(metadata(item))})
+    return buffer.getvalue()

@@ -605,3 +605,39 @@ def test_a_checkpoint_beyond_the_size_limit_is_refused(
     monkeypatch.setattr(checkpoint, "MAX_CHECKPOINT_BYTES", 2**16)
     with pytest.raises(NetbuilderError, match=r"holds 0\.3 MB; the limit for a checkpoint is"):
         checkpoint.load_checkpoint(path)
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path):
+    """A 64 KB filesystem (tmpfs), for writes that run out of space; skipped where this
+    process may not mount one."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["onnx", "exported-program", "torchscript"])
+def test_an_export_onto_a_full_disk_is_one_line(full_disk: Path, form: str) -> None:
+    """torch's own writers abort the process on a full disk; the model is serialised in
+    memory instead, and the write that fails is netbuilder's."""
+    out = full_disk / f"model.{form}"
+    done, _ = run_process(
+        "export", str(ROOT / "specs" / "squeezenet_v11.yaml"), "--format", form, "--out", str(out)
+    )
+    assert_one_line(done, f"cannot write {out}: No space left on device")
+    assert list(full_disk.iterdir()) == []  # no temp file left behind
+
+
+@pytest.mark.slow
+def test_training_onto_a_full_disk_is_one_line(full_disk: Path, tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec(train={"epochs": 4}))
+    done, _ = run_process("train", str(spec), "--out", str(full_disk / "run"), "--no-progress")
+    assert done.returncode == 2, done.stderr
+    assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
