@@ -285,9 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _reader_went_away()
     except MemoryError:
-        print("error: out of memory", file=sys.stderr)
-        return EXIT_INTERNAL_ERROR
+        print(f"error: {OUT_OF_MEMORY}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except Exception as exc:  # a bug: one line by default, the traceback with --debug
+        if is_out_of_memory(exc):  # torch's allocators raise RuntimeError subclasses
+            print(f"error: {OUT_OF_MEMORY} ({first_line(exc)})", file=sys.stderr)
+            return EXIT_USER_ERROR
         if debug:
             raise
         print(
@@ -296,6 +299,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL_ERROR
+
+
+OUT_OF_MEMORY = (
+    "out of memory: the machine could not hold what this asks for; lower "
+    "train.batch_size (or train.eval_batch_size), the input size or the widths"
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An allocation the machine refused (CPU or GPU), not a bug in netbuilder."""
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        type(exc).__name__ == "OutOfMemoryError"
+        or "can't allocate memory" in text
+        or "out of memory" in text.lower()
+    )
+
+
+def first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def _reader_went_away() -> int:

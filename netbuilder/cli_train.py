@@ -199,13 +199,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train_sweep(args: argparse.Namespace) -> int:
     from .training.sweep import run_sweep
 
-    if args.resume:
-        raise NetbuilderError("--sweep starts new runs; resume one of its runs on its own")
     folder = run_sweep(
         args.spec,
         train_overrides(args),
         args.sweep,
-        args.out,
+        run_dir_argument(args),
+        resume=bool(args.resume),
         overwrite=args.overwrite,
         data_dir=args.data_dir,
         progress=not args.no_progress,

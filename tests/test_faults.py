@@ -641,3 +641,23 @@ def test_training_onto_a_full_disk_is_one_line(full_disk: Path, tmp_path: Path) 
     done, _ = run_process("train", str(spec), "--out", str(full_disk / "run"), "--no-progress")
     assert done.returncode == 2, done.stderr
     assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_allocation_the_machine_refuses_is_a_user_error(
+    tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch's allocators raise RuntimeError; a batch too large for the machine is not a bug."""
+    from netbuilder.training import run
+
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: "
+            "can't allocate memory: you tried to allocate 26214400000 bytes."
+        )
+
+    monkeypatch.setattr(run, "_train", refused)
+    spec = write_spec(tmp_path / "spec.yaml", tiny_spec())
+    result = run_cli("train", str(spec), "--out", str(tmp_path / "run"), "--no-progress")
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith("error: out of memory: ") and "train.batch_size" in line

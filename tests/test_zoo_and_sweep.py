@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import ROOT, tiny_spec, write_spec
 from netbuilder.errors import NetbuilderError
 from netbuilder.report.zoo import zoo_page
-from netbuilder.training.sweep import grid
+from netbuilder.training.run import run_training
+from netbuilder.training.sweep import grid, run_sweep
 
 
 def test_zoo_page_is_current() -> None:
@@ -58,3 +60,92 @@ def test_a_sweep_trains_each_point_and_reports(run_cli, tmp_path: Path) -> None:
     assert (tmp_path / "sweep" / "sweep.png").read_bytes().startswith(b"\x89PNG")
     assert (tmp_path / "sweep" / "params.width=8" / "last.pt").is_file()
     assert "params.width=8" in result.out
+
+
+def width_spec(tmp_path: Path, **train: Any) -> Path:
+    data = tiny_spec(train={"epochs": 1, **train})
+    data["params"] = {"width": 4}
+    data["layers"][0]["conv_bn"]["out_channels"] = "${width}"
+    return write_spec(tmp_path / "spec.yaml", data)
+
+
+@pytest.mark.parametrize(
+    ("sweep", "message"),
+    [
+        ("params.widht=2,8", "the spec has no param 'widht'; did you mean 'width'?"),
+        ("params.width=2,2", "points 1 (params.width=2) and 2 (params.width=2) give the same"),
+        ("params.width=2,0x2", "give the same spec"),  # YAML reads 0x2 as 2
+        ("params.width=2,2000000", "one image's layer outputs take"),  # beyond the limit
+    ],
+)
+def test_every_point_is_planned_before_any_trains(
+    run_cli, tmp_path: Path, sweep: str, message: str
+) -> None:
+    spec = width_spec(tmp_path)
+    result = run_cli(
+        "train", str(spec), "--sweep", sweep, "--out", str(tmp_path / "sweep"), "--no-progress"
+    )
+    assert result.code == 2 and message in result.err, result.err
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_continues_with_resume(tmp_path: Path) -> None:
+    spec = width_spec(tmp_path, epochs=2)
+    calls: list[tuple[str, bool]] = []
+
+    def killed_in_the_second_point(spec, run_dir, **options):
+        calls.append((run_dir.name, options["resume"]))
+        if len(calls) == 2:
+            with pytest.raises(KeyboardInterrupt):
+                run_training(spec, run_dir, **options, on_epoch=_interrupt)
+            raise KeyboardInterrupt
+        return run_training(spec, run_dir, **options)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(
+            str(spec),
+            [],
+            ["params.width=2,4,8"],
+            str(tmp_path / "sweep"),
+            run=killed_in_the_second_point,
+            progress=False,
+        )
+    calls.clear()
+    folder = run_sweep(
+        str(spec),
+        [],
+        ["params.width=2,4,8"],
+        str(tmp_path / "sweep"),
+        run=lambda spec, run_dir, **o: (
+            calls.append((run_dir.name, o["resume"])) or run_training(spec, run_dir, **o)
+        ),
+        resume=True,
+        progress=False,
+    )
+    assert calls == [("params.width=2", True), ("params.width=4", True), ("params.width=8", False)]
+    rows = list(csv.DictReader((folder / "sweep.csv").open()))
+    assert [row["epochs_run"] for row in rows] == ["2", "2", "2"]
+
+
+def _interrupt(row: dict[str, Any]) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_a_diverging_point_is_recorded_and_the_sweep_goes_on(run_cli, tmp_path: Path) -> None:
+    spec = width_spec(tmp_path)
+    result = run_cli(
+        "train",
+        str(spec),
+        "--sweep",
+        "train.optimizer.lr=1e30,0.1",
+        "--out",
+        str(tmp_path / "sweep"),
+        "--no-progress",
+    )
+    assert result.code == 0, result.err
+    rows = list(csv.DictReader((tmp_path / "sweep" / "sweep.csv").open()))
+    assert rows[0]["final_acc"] == "diverged"
+    assert float(rows[1]["final_acc"]) > 0
+    assert "training diverged" in (tmp_path / "sweep" / "sweep.md").read_text()

@@ -31,6 +31,12 @@ from .evaluation import EvalStats, evaluate_model, make_loss
 from .inputs import Loaders
 from .records import EpochProgress
 
+
+class Diverged(NetbuilderError):
+    """The loss became NaN or infinite: a user error (the learning rate, mostly) that a sweep
+    records for its point before going on to the next."""
+
+
 SYNC_EVERY = 25  # batches between GPU syncs for the NaN check and the progress bar
 MIN_ONECYCLE_STEPS = 3  # one-cycle needs a step up and a step down
 
@@ -218,7 +224,7 @@ class RunningLoss:
         finite = torch.isfinite(losses)
         if not bool(finite.all()):
             bad = int((~finite).nonzero()[0, 0])
-            raise NetbuilderError(
+            raise Diverged(
                 f"training diverged: the loss is {losses[bad].item()} at epoch {self.epoch}, "
                 f"batch {self.checked + bad + 1} of {self.batches}; lower the learning rate "
                 "(earlier checkpoints were kept)"
@@ -316,7 +322,7 @@ def evaluate_test_split(
     )
     if not math.isfinite(stats.loss):
         when = f"after epoch {epoch}" if epoch is not None else "on the final weights"
-        raise NetbuilderError(
+        raise Diverged(
             f"training diverged: the test loss is {stats.loss} {when}; "
             "lower the learning rate (earlier checkpoints were kept)"
         )
