@@ -9,11 +9,12 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .cli_train import read_spec
 from .errors import NetbuilderError
+from .limits import MAX_INPUT_SIZES
 from .spec.registry import format_shape
 
 EXIT_USER_ERROR = 2
@@ -77,6 +78,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 def _build_sizes(args: argparse.Namespace) -> int:
     """`build SPEC --input-size 28 --input-size 96`: for each size, the output or where the
     spatial size collapses, and the layers whose stride leaves rows or columns unused."""
+    if len(args.input_size) > MAX_INPUT_SIZES:
+        raise NetbuilderError(
+            f"{len(args.input_size)} --input-size values; the limit is "
+            f"{MAX_INPUT_SIZES} in one command"
+        )
     read_spec(args.spec, args.set)  # the file itself first: no torch for a mistyped spec
     from .report.sizes import format_size_report, size_reports
 
@@ -152,8 +158,16 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its refusals in netbuilder's form: one located line, exit code 2, no
+    usage block (`--help` still prints it). Its subcommand parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        raise NetbuilderError(message, where=self.prog)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument(
         "--plugin",
         action="append",
@@ -162,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="import MODULE first so its @register blocks are available",
     )
     common.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
-    parser = argparse.ArgumentParser(prog="netbuilder", description=__doc__, parents=[common])
+    parser = OneLineParser(prog="netbuilder", description=__doc__, parents=[common])
     parser.add_argument("--version", action="version", version=f"netbuilder {__version__}")
     sub = _Subcommands(
         parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), common
@@ -238,8 +252,8 @@ class _Subcommands:
 
     def __init__(
         self,
-        sub: argparse._SubParsersAction[argparse.ArgumentParser],
-        common: argparse.ArgumentParser,
+        sub: argparse._SubParsersAction[OneLineParser],
+        common: OneLineParser,
     ):
         self._sub = sub
         self._common = common

@@ -227,3 +227,28 @@ def test_cli_py_without_a_venv_says_what_to_run(bare_python, tmp_path: Path):
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: ") and "run `make setup`" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["build"], "error: netbuilder build: the following arguments are required: spec"),
+        (
+            ["build", "x.yaml", "--format", "xml"],
+            "error: netbuilder build: argument --format: invalid choice: 'xml'",
+        ),
+        (["frobnicate"], "error: netbuilder: argument COMMAND: invalid choice: 'frobnicate'"),
+        (["train", "x.yaml", "--epochs", "many"], "error: netbuilder train: argument --epochs"),
+    ],
+)
+def test_a_refused_command_line_is_one_line_without_the_usage_block(run_cli, args, message):
+    result = run_cli(*args)
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith(message)
+
+
+def test_input_sizes_are_bounded_in_number(run_cli):
+    sizes = [arg for size in range(8, 48) for arg in ("--input-size", str(size))]
+    result = run_cli("build", str(ROOT / "specs" / "model5.yaml"), *sizes)
+    assert result.code == 2 and "40 --input-size values; the limit is 32" in result.err
