@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from conftest import spec_from_text
 from netbuilder.compiler import compile_spec
 from netbuilder.errors import NetbuilderError
+from netbuilder.limits import MAX_EXPANSION
+from netbuilder.spec.expansion import Expander
 from netbuilder.spec.registry import BLOCKS
 
 FUZZ = settings(
@@ -143,3 +145,189 @@ def test_the_strategies_reach_valid_specs() -> None:
     )
     spec = spec_from_text(text)
     assert math.prod(compile_spec(spec, device="meta")[1][-1].out_shape) == 10
+
+
+# ---------------------------------------------------------------- the language
+
+MACROS = ["m0", "m1", "m2"]
+LAYER_NAMES = ["a", "b", "stage", "conv_bn1", "relu1", "m01", "input"]
+expressions = st.sampled_from(
+    [
+        "${w}",
+        "${w * w}",
+        "${n}",
+        "${n * n * n}",
+        "${i}",
+        "${widths[i]}",
+        "${widths[-1]}",
+        "${len(widths)}",
+        "${round(w, -999999999)}",
+        "${ceil(w / 3)}",
+        "${log(w)}",
+        "${in_channels}",
+        "${in_channels * 2}",
+        "${2 if i == 1 else 1}",
+        "${i % 2 == 0}",
+        "${n > 2}",
+        "${w > 1 and n < 3}",
+        "${make_divisible(w * 8)}",
+        "${10 ** 9}",
+        "${\uff57}",
+        "${widths[n]}",
+        "${1e300 * 1e300}",
+        "${int('9' * 30)}",
+    ]
+)
+numbers = st.one_of(st.integers(-2, 6), st.sampled_from([0, 1, 10**9, 2**40, 20001]))
+lang_scalars = st.one_of(numbers, expressions, st.sampled_from(["num_classes", "same", None]))
+block_params = st.dictionaries(
+    st.sampled_from(
+        [
+            "out_channels",
+            "kernel_size",
+            "stride",
+            "padding",
+            "p",
+            "squeeze",
+            "expand1x1",
+            "expand3x3",
+            "w",
+            "n",
+            "width",
+        ]
+    ),
+    lang_scalars,
+    max_size=3,
+)
+sources = st.one_of(
+    st.sampled_from(LAYER_NAMES),
+    st.integers(-4, 1),
+    st.lists(st.one_of(st.sampled_from(LAYER_NAMES), st.integers(-4, -1)), min_size=1, max_size=3),
+)
+
+
+def items(depth: int) -> st.SearchStrategy:
+    plain = st.builds(
+        lambda block, params, extra: {block: params, **extra},
+        st.sampled_from(
+            [
+                "conv_bn",
+                "conv",
+                "relu",
+                "maxpool",
+                "add",
+                "concat",
+                "dropout",
+                "fire",
+                "gap",
+                *MACROS,
+            ]
+        ),
+        st.one_of(st.none(), block_params),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "name": st.sampled_from(LAYER_NAMES),
+                "repeat": st.one_of(numbers, expressions),
+                "when": expressions,
+                "from": sources,
+            },
+        ),
+    )
+    if depth == 0:
+        return plain
+    group = st.builds(
+        lambda inner, name, repeat: {"sequence": inner, "name": name, "repeat": repeat},
+        st.lists(items(depth - 1), min_size=0, max_size=3),
+        st.sampled_from(["stage", "a", "b"]),
+        st.one_of(numbers, expressions),
+    )
+    return st.one_of(plain, group)
+
+
+language_specs = st.fixed_dictionaries(
+    {
+        "name": st.just("fuzz"),
+        "input": st.just({"channels": 2, "size": 8}),
+        "num_classes": st.just(4),
+        "layers": st.lists(items(2), min_size=1, max_size=5).map(
+            lambda layers: [*layers, {"conv": {"out_channels": "num_classes"}}, {"gap": {}}]
+        ),
+    },
+    optional={
+        "params": st.fixed_dictionaries(
+            {},
+            optional={
+                "w": lang_scalars,
+                "n": numbers,
+                "widths": st.just([4, 8, 16]),
+                "input_channels": numbers,
+                "i": numbers,
+            },
+        ),
+        "blocks": st.dictionaries(
+            st.sampled_from(MACROS),
+            st.fixed_dictionaries(
+                {"layers": st.lists(items(1), min_size=1, max_size=3)},
+                optional={"params": block_params},
+            ),
+            max_size=3,
+        ),
+        "index_base": st.sampled_from([0, 1, 2]),
+        "override": st.dictionaries(st.sampled_from(LAYER_NAMES), block_params, max_size=2),
+        "insert": st.lists(
+            st.fixed_dictionaries(
+                {"after": st.sampled_from(LAYER_NAMES), "layers": st.lists(items(1), max_size=2)}
+            ),
+            max_size=2,
+        ),
+        "remove": st.lists(st.sampled_from(LAYER_NAMES), max_size=3),
+    },
+)
+
+
+@FUZZ
+@given(language_specs)
+def test_any_language_spec_gives_a_model_or_one_error_within_the_budget(document: dict) -> None:
+    """params, expressions, repeat, sequences, macros and edits, in any combination: a model
+    or one NetbuilderError, never another exception, and never more item visits than the
+    budgets allow (one for the spec's expansion, one for the macros' at compile time)."""
+    visits = 0
+    original = Expander.item
+
+    def counted(self, *args, **kwargs):
+        nonlocal visits
+        visits += 1
+        return original(self, *args, **kwargs)
+
+    Expander.item = counted
+    try:
+        read_and_plan(yaml.safe_dump(document, allow_unicode=True))
+    finally:
+        Expander.item = original
+    assert visits <= 2 * MAX_EXPANSION
+
+
+def test_the_language_strategies_reach_valid_specs() -> None:
+    """Guard against a fuzzer that only ever produces errors."""
+    document = {
+        "name": "fuzz",
+        "input": {"channels": 2, "size": 8},
+        "num_classes": 4,
+        "params": {"w": 2, "widths": [4, 8, 16]},
+        "blocks": {
+            "m0": {
+                "params": {"width": None},
+                "layers": [
+                    {"conv_bn": {"out_channels": "${width * i}", "padding": 1}, "repeat": 2}
+                ],
+            }
+        },
+        "layers": [
+            {"m0": {"width": "${widths[i]}"}, "repeat": "${w}"},
+            {"conv": {"out_channels": "num_classes"}},
+            {"gap": {}},
+        ],
+    }
+    spec = spec_from_text(yaml.safe_dump(document))
+    assert compile_spec(spec, device="meta")[1][-1].out_shape == (4,)

@@ -109,3 +109,11 @@ def test_exponent_floats_in_a_spec_file_build() -> None:
     )
     assert spec.layers[0].params["bn_eps"] == 0.001
     assert (spec.train.optimizer.lr, spec.train.optimizer.weight_decay) == (0.0003, 0.00005)
+
+
+def test_a_list_as_a_key_is_one_located_error() -> None:
+    """YAML allows `[a]: 1` or `? {b: 2}` as keys; a spec never needs one."""
+    for text in ("name: x\n[a, b]: 1\n", "name: x\n? {b: 2}\n: 3\n"):
+        with pytest.raises(NetbuilderError, match="a key is a name") as caught:
+            parse_spec(text, "keys.yaml")
+        assert str(caught.value).startswith("keys.yaml:2:")

@@ -261,10 +261,17 @@ def _record_positions(
 
 
 def _reject_duplicate_keys(node: yaml.Node, source: str) -> None:
-    """YAML silently keeps the last of two equal keys; in a spec that is always a mistake."""
+    """YAML silently keeps the last of two equal keys; in a spec that is always a mistake. A
+    key is a plain value: YAML allows a list or mapping as a key, a spec never needs one."""
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                mark = key_node.start_mark
+                raise NetbuilderError(
+                    "a key is a name (or a number), not a list or mapping",
+                    Location(source, mark.line + 1, mark.column + 1),
+                )
             if key_node.value in seen:
                 mark = key_node.start_mark
                 raise NetbuilderError(

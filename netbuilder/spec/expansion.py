@@ -133,15 +133,18 @@ class Expander:
         positions: dict[PathKey, Location],
         last: Any,
     ) -> list[tuple[Any, dict[PathKey, Location]]]:
-        """The layers one item stands for (none when its `when` is false)."""
+        """The layers one item stands for (none when its `when` is false). Looking at the item
+        costs one instance of the budget, each copy past the first one more: an item that a
+        `when` drops or that repeats 0 times is work too."""
+        where = source.positions.get(path)
+        self.budget.spend(1, where, path)
         if not isinstance(item, dict):
             return [(item, positions)]
-        where = source.positions.get(path)
         if "when" in item and not self.condition(item["when"], where, path):
             return []
         times = self.repeat(item.get("repeat", 1), where, path)
         numbered = "repeat" in item  # numbered whatever the count: repeat: 1 gives name.1
-        self.budget.spend(times, where, path)
+        self.budget.spend(max(times - 1, 0), where, path)
         results: list[tuple[Any, dict[PathKey, Location]]] = []
         for k in range(self.base, self.base + times):
             names = {**self.names, "i": k}
