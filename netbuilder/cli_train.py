@@ -47,6 +47,7 @@ def _add_export(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], No
         "--format", choices=("onnx", "exported-program", "torchscript"), default="onnx"
     )
     export.add_argument("--out", required=True, metavar="FILE")
+    add_init_options(export)
     add_set_option(export)
     export.set_defaults(handler=cmd_export)
 
@@ -56,8 +57,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .export import export, load_exportable, untrained_exportable
 
     item = load_exportable(args.source) if spec is None else untrained_exportable(spec)
-    path = export(item, args.format, args.out)
     state = "trained" if item.trained else "untrained (from the spec)"
+    if args.init_from:
+        from .training.pretrained import describe_init, initialise_from
+
+        state = f"initialised from {describe_init(initialise_from(item.model, args.init_from))}"
+    path = export(item, args.format, args.out)
     print(
         f"{path}: {args.format}, {item.spec.name}, {state}, input "
         f"{format_shape(item.spec.input_shape)}, {len(item.class_names)} classes"
@@ -93,6 +98,13 @@ def _add_train(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], Non
         help="dataset root (default: $NETBUILDER_DATA, ../shared/data or ./data)",
     )
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    add_init_options(train)
+    train.add_argument(
+        "--freeze",
+        nargs="+",
+        metavar="LAYER",
+        help="keep these layers (names or prefixes) as they start (sets train.freeze)",
+    )
     train.add_argument(
         "--no-progress", action="store_true", help="no progress bar; print one plain line per epoch"
     )
@@ -122,8 +134,13 @@ def _flag_dest(path: str) -> str:
 
 
 def _add_eval(sub: Any) -> None:
-    evaluate = sub.add_parser("eval", help="test a checkpoint: accuracy and confusion matrix")
-    evaluate.add_argument("checkpoint")
+    evaluate = sub.add_parser(
+        "eval",
+        help="test a checkpoint (or a spec started from "
+        "--init-from): accuracy and confusion matrix",
+    )
+    evaluate.add_argument("checkpoint", metavar="CHECKPOINT_OR_SPEC")
+    add_init_options(evaluate)
     evaluate.add_argument("--data-dir", metavar="DIR", help="dataset root")
     evaluate.add_argument("--device", choices=DEVICES, default="auto")
     evaluate.set_defaults(handler=cmd_eval)
@@ -139,7 +156,7 @@ def _add_predict(sub: Any) -> None:
 
 
 def yaml_scalar(value: object) -> str:
-    """A value as YAML text that reads back as the same type (`1e-3` alone reads as a string)."""
+    """A value as YAML text that a spec reads back as the same value."""
     return yaml.safe_dump(value, default_flow_style=True).splitlines()[0]
 
 
@@ -152,7 +169,20 @@ def train_overrides(args: argparse.Namespace) -> list[str]:
             overrides.append(f"train.{path}={yaml_scalar(value)}")
     if args.compile:
         overrides.append("train.compile=true")
+    if args.init_from:
+        overrides.append(f"train.init_from={yaml_scalar(args.init_from)}")
+    if args.freeze:
+        overrides.append(f"train.freeze={yaml_scalar(list(args.freeze))}")
     return overrides
+
+
+def add_init_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--init-from",
+        metavar="SOURCE",
+        help="start from these weights: a checkpoint or state_dict file, or "
+        "torchvision:<Weights>.<NAME> (sets train.init_from)",
+    )
 
 
 def run_dir_argument(args: argparse.Namespace) -> str | None:
@@ -193,6 +223,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     if result.compile_seconds is not None:
         print(f"compile warm-up: {result.compile_seconds:.1f} s")
+    if result.initialised is not None:
+        from .training.pretrained import describe_init
+
+        print(f"initialised from {describe_init(result.initialised)}")
     return 0
 
 
@@ -215,9 +249,20 @@ def _train_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .inference import evaluate_checkpoint
+    if is_checkpoint_path(args.checkpoint):
+        from .inference import evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.checkpoint, args.data_dir, args.device)
+        result = evaluate_checkpoint(args.checkpoint, args.data_dir, args.device)
+    elif args.init_from:
+        spec = read_spec(args.checkpoint)
+        from .inference import evaluate_spec
+
+        result = evaluate_spec(spec, args.init_from, args.data_dir, args.device)
+    else:
+        raise NetbuilderError(
+            f"{args.checkpoint}: eval tests a checkpoint (.pt), or a spec "
+            "with the weights --init-from names"
+        )
     print(format_evaluation(result))
     return 0
 

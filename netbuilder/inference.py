@@ -121,26 +121,70 @@ def evaluate_checkpoint(
     """Test loss, accuracy, per-class accuracy and confusion matrix of a checkpoint."""
     torch_device = resolve_device(device)
     trained = load_trained(path, torch_device)
-    config, spec = trained.config, trained.spec
-    test_set = load_split(spec, config, False, data_dir)
-    loader = make_loader(spec, config, test_set, False, torch_device)
-    stats = evaluate_model(
+    epoch = int(trained.checkpoint["epoch"])
+    return evaluate(
         trained.model,
-        loader,
-        spec.num_classes,
-        autocast_dtype(config.amp, torch_device),
-        config.channels_last,
+        trained.spec,
+        trained.config,
+        data_dir,
+        torch_device,
+        trained.path,
+        epoch,
+        trained.class_names,
+    )
+
+
+def evaluate_spec(
+    spec: Spec, init_from: str, data_dir: str | Path | None = None, device: str = "auto"
+) -> EvalResult:
+    """The same for a spec's model started from `init_from` (pretrained weights, before any
+    training of the spec's own): what fine-tuning starts from."""
+    from .training.inputs import resolve_normalization
+    from .training.pretrained import initialise_from
+
+    torch_device = resolve_device(device)
+    torch.manual_seed(spec.train.seed)
+    model = compile_spec(spec)[0]
+    initialise_from(model, init_from)
+    train_set = load_split(spec, spec.train, True, data_dir)
+    config = resolve_normalization(spec.train, train_set)
+    return evaluate(
+        model.to(torch_device).eval(),
+        spec,
+        config,
+        data_dir,
+        torch_device,
+        Path(init_from),
+        0,
+        train_set.classes,
+    )
+
+
+def evaluate(
+    model: nn.Module,
+    spec: Spec,
+    config: TrainConfig,
+    data_dir: str | Path | None,
+    device: torch.device,
+    source: Path,
+    epoch: int,
+    class_names: list[str],
+) -> EvalResult:
+    test_set = load_split(spec, config, False, data_dir)
+    loader = make_loader(spec, config, test_set, False, device)
+    stats = evaluate_model(
+        model, loader, spec.num_classes, autocast_dtype(config.amp, device), config.channels_last
     )
     return EvalResult(
-        trained.path,
+        source,
         spec.name,
         config.dataset,
-        int(trained.checkpoint["epoch"]),
+        epoch,
         stats.loss,
         stats.accuracy,
         stats.per_class_accuracy,
         stats.confusion,
-        trained.class_names,
+        class_names,
     )
 
 

@@ -16,6 +16,7 @@ from conftest import compile_layers, spec_from_text
 from netbuilder.blocks.activations import ActivationName, activation_layer
 from netbuilder.blocks.base import output_size
 from netbuilder.errors import NetbuilderError
+from netbuilder.report.summary import trace_forward
 
 
 def plan_of(input_line: str, layers: str):
@@ -37,6 +38,10 @@ EXPECTED = {
     "elu": nn.functional.elu,
     "silu": nn.functional.silu,
     "hardswish": nn.functional.hardswish,
+    "hardsigmoid": nn.functional.hardsigmoid,
+    "mish": nn.functional.mish,
+    "softplus": nn.functional.softplus,
+    "prelu": lambda x: nn.functional.leaky_relu(x, 0.25),  # PReLU's first slope
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
 }
@@ -163,3 +168,81 @@ def test_a_ceil_mode_pool_larger_than_its_input_gives_one_output() -> None:
         "{channels: 2, size: 2}", "  - maxpool: {kernel_size: 3, stride: 2, ceil_mode: true}\n"
     )
     assert plan[-1].out_shape == (2, 1, 1)
+
+
+# ---------------------------------------------------------------- today's compact CNNs' blocks
+
+
+def test_squeeze_excite_is_torchvisions_with_its_names() -> None:
+    from torchvision.ops import SqueezeExcitation
+
+    _, plan = plan_of(
+        "{channels: 16, size: 8}", "  - squeeze_excite: {squeeze_channels: 4, gate: hardsigmoid}\n"
+    )
+    ours = plan[0].block.module
+    theirs = SqueezeExcitation(16, 4, scale_activation=torch.nn.Hardsigmoid)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 16, 8, 8)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_mul_broadcasts_a_gate_over_a_map_and_names_misfits() -> None:
+    layers = (
+        "  - conv: {out_channels: 4, padding: 1}\n    name: map\n"
+        "  - adaptive_avgpool: {size: 1}\n    name: gate\n"
+        "  - mul: {}\n    from: [map, gate]\n"
+    )
+    model, plan = plan_of("{channels: 2, size: 8}", layers)
+    assert plan[-1].out_shape == (4, 8, 8)
+    x = torch.randn(2, 2, 8, 8)
+    with torch.no_grad():
+        y = model.map(x)
+        torch.testing.assert_close(model(x), y * y.mean(dim=(2, 3), keepdim=True))
+    bad = layers.replace("size: 1", "size: 2")
+    with pytest.raises(
+        NetbuilderError, match="mul needs each dim equal or 1: map gives 4x8x8, gate gives 4x2x2"
+    ):
+        plan_of("{channels: 2, size: 8}", bad)
+
+
+def test_chunk_and_channel_shuffle_are_shufflenets() -> None:
+    from torchvision.models.shufflenetv2 import channel_shuffle as theirs
+
+    model, _ = plan_of(
+        "{channels: 6, size: 4}",
+        "  - chunk: {chunks: 2, index: 1}\n  - channel_shuffle: {groups: 3}\n",
+    )
+    x = torch.randn(2, 6, 4, 4)
+    torch.testing.assert_close(model(x), theirs(x.chunk(2, dim=1)[1], 3))
+    with pytest.raises(NetbuilderError, match="6 channels do not cut into 4 equal parts"):
+        plan_of("{channels: 6, size: 4}", "  - chunk: {chunks: 4, index: 0}\n")
+    with pytest.raises(NetbuilderError, match="index 2 is not one of the 2 parts"):
+        plan_of("{channels: 6, size: 4}", "  - chunk: {chunks: 2, index: 2}\n")
+
+
+def test_layer_norm_pixel_linear_and_layer_scale_are_convnexts() -> None:
+    from torchvision.models.convnext import LayerNorm2d
+
+    model, plan = plan_of(
+        "{channels: 4, size: 3}",
+        "  - layer_norm: {eps: 1e-6}\n  - pixel_linear: {out_features: 8}\n"
+        "  - layer_scale: {init: 0.5}\n",
+    )
+    _, linear, scale = (p.block.module for p in plan)
+    reference = LayerNorm2d(4, eps=1e-6)
+    assert linear.weight.shape == (8, 4) and scale.weight.shape == (8, 1, 1)
+    x = torch.randn(2, 4, 3, 3)
+    conv = torch.nn.functional.conv2d(reference(x), linear.weight[:, :, None, None], linear.bias)
+    torch.testing.assert_close(model(x), 0.5 * conv)
+    trace = trace_forward(model, (4, 3, 3))
+    assert sum(trace.macs.values()) == 8 * 4 * 3 * 3  # the per-pixel linear, as a 1x1 conv
+
+
+def test_stochastic_depth_drops_whole_samples_in_training_only() -> None:
+    model, _ = plan_of("{channels: 4, size: 3}", "  - stochastic_depth: {p: 0.5}\n")
+    x = torch.ones(64, 4, 3, 3)
+    torch.testing.assert_close(model.eval()(x), x)
+    kept = model.train()(x).flatten(1)
+    assert set(kept.unique().tolist()) <= {0.0, 2.0}
+    assert ((kept == 0).all(dim=1) | (kept == 2).all(dim=1)).all()  # whole samples

@@ -1,5 +1,15 @@
 """Built-in blocks; importing this package registers them."""
 
-from . import activations, conv, fire, layers, merge, pooling
+from . import activations, channels, conv, excite, fire, layers, merge, norm, pooling
 
-__all__ = ["activations", "conv", "fire", "layers", "merge", "pooling"]
+__all__ = [
+    "activations",
+    "channels",
+    "conv",
+    "excite",
+    "fire",
+    "layers",
+    "merge",
+    "norm",
+    "pooling",
+]

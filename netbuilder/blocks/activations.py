@@ -11,7 +11,20 @@ from torch import nn
 from ..spec.registry import Arg, Block, Shape, register
 
 ActivationName = Literal[
-    "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "hardswish", "sigmoid", "tanh", "none"
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "gelu",
+    "silu",
+    "hardswish",
+    "hardsigmoid",
+    "mish",
+    "softplus",
+    "prelu",
+    "sigmoid",
+    "tanh",
+    "none",
 ]
 ActivationArg = Annotated[ActivationName, Arg("non-linearity ('none' for a linear layer)")]
 NegativeSlope = Annotated[float, Arg("slope for negative inputs (leaky_relu only)", minimum=0)]
@@ -23,6 +36,10 @@ _FACTORIES: dict[str, Callable[[float], nn.Module]] = {
     "gelu": lambda _: nn.GELU(),
     "silu": lambda _: nn.SiLU(inplace=True),
     "hardswish": lambda _: nn.Hardswish(inplace=True),
+    "hardsigmoid": lambda _: nn.Hardsigmoid(inplace=True),  # MobileNetV3's gate
+    "mish": lambda _: nn.Mish(inplace=True),
+    "softplus": lambda _: nn.Softplus(),
+    "prelu": lambda _: nn.PReLU(),  # one learned slope, PyTorch's default
     "sigmoid": lambda _: nn.Sigmoid(),
     "tanh": lambda _: nn.Tanh(),
 }
@@ -40,7 +57,8 @@ def activation(
     function: Annotated[ActivationName, Arg("the non-linearity")],
     negative_slope: NegativeSlope = 0.01,
 ) -> Block:
-    """A non-linearity on its own (relu, relu6, leaky_relu, elu, gelu, silu, hardswish, ...)."""
+    """A non-linearity on its own (relu, relu6, leaky_relu, elu, gelu, silu, hardswish,
+    hardsigmoid, mish, softplus, prelu, sigmoid, tanh)."""
     return Block(activation_layer(function, negative_slope) or nn.Identity(), in_shape)
 
 

@@ -55,3 +55,29 @@ def concat(inputs: dict[str, Shape]) -> Block:
             f"concat needs inputs that differ only in channels: {_describe(inputs)}"
         )
     return Block(Concat(), (sum(shape[0] for shape in shapes), *shapes[0][1:]))
+
+
+class Mul(nn.Module):
+    """Element-wise product, broadcasting dims of size 1 (a (C, 1, 1) gate times a map)."""
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        product = inputs[0]
+        for tensor in inputs[1:]:
+            product = product * tensor
+        return product
+
+
+@register("mul", merge=True)
+def mul(inputs: dict[str, Shape]) -> Block:
+    """Product of two or more layers, broadcasting as PyTorch does: each dim of the inputs is
+    equal or 1 (a squeeze-and-excitation gate of C x 1 x 1 times a C x H x W map)."""
+    shapes = list(inputs.values())
+    if len({len(shape) for shape in shapes}) > 1:
+        raise NetbuilderError(f"mul needs inputs of one rank: {_describe(inputs)}")
+    out = []
+    for sizes in zip(*shapes, strict=True):
+        wider = {size for size in sizes if size != 1}
+        if len(wider) > 1:
+            raise NetbuilderError(f"mul needs each dim equal or 1: {_describe(inputs)}")
+        out.append(wider.pop() if wider else 1)
+    return Block(Mul(), tuple(out))

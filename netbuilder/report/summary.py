@@ -220,7 +220,11 @@ def module_macs(module: nn.Module, output: torch.Tensor) -> int:
     that dominate the cost: a conv does weight.numel() MACs per output position (the weight
     already holds in_channels / groups), a linear weight.numel() per output row. Everything
     else (BatchNorm, activations, pooling) counts 0: negligible beside them, and counting it
-    would make our numbers disagree with the usual tools."""
+    would make our numbers disagree with the usual tools. A block module that knows its own
+    count says so with a `count_macs(output)` method (the per-pixel linear)."""
+    counter = getattr(module, "count_macs", None)
+    if callable(counter):
+        return int(counter(output))
     if isinstance(module, nn.Conv2d):
         return module.weight.numel() * output.shape[-2] * output.shape[-1]
     if isinstance(module, nn.Linear):
@@ -266,7 +270,7 @@ def layer_rows(
             name, planned.node.block, module, planned.out_shape, trace, 1, planned.node.inputs
         )
         for inner_name, inner in module.named_modules(prefix=name):
-            inner_depth = inner_name.count(".") + 1
+            inner_depth = inner_name.count(".") - name.count(".") + 1  # a dotted layer's too
             if 1 < inner_depth <= depth:
                 yield module_row(
                     inner_name,

@@ -20,7 +20,9 @@ from .document import PathKey
 from .registry import Arg
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-RESUME_FREE = ("compile", "eval_batch_size", "amp", "channels_last", "device")  # how, not what
+RESUME_FREE = ("compile", "eval_batch_size", "amp", "channels_last", "device", "init_from")
+# how a run trains, not what it learns: a resume may change these (init_from: the weights
+# come from last.pt by then)
 FLAG_FIELDS = ("epochs", "batch_size", "optimizer.lr", "seed", "device")  # `train --epochs` etc.
 AMP_MODES = ("auto", "none", "bf16", "fp16")
 Dataset = Literal[DATASET_NAMES]  # type: ignore[valid-type]
@@ -150,6 +152,17 @@ class TrainConfig:
     sync_batchnorm: Annotated[
         bool, Arg("with several processes (torchrun): BatchNorm statistics over the global batch")
     ] = False
+    init_from: Annotated[
+        str | None,
+        Arg(
+            "weights to start from: a checkpoint or state_dict file, or a torchvision weights "
+            "name (torchvision:MobileNet_V3_Small_Weights.IMAGENET1K_V1)"
+        ),
+    ] = None  # from scratch, as the seeds
+    freeze: Annotated[
+        tuple[str, ...],
+        Arg("layers whose weights stay as they start (names or prefixes, e.g. stem, block1)"),
+    ] = ()
 
     @classmethod
     def from_data(cls, data: dict[str, Any] | None) -> TrainConfig:

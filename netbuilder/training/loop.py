@@ -29,6 +29,7 @@ from .device import autocast, autocast_dtype, prepare, synchronize
 from .distributed import Cluster, all_sum, wrap
 from .evaluation import EvalStats, evaluate_model, make_loss
 from .inputs import Loaders
+from .pretrained import Loaded, freeze, initialise_from
 from .records import EpochProgress
 
 
@@ -122,6 +123,7 @@ class Session:
     compiled: bool = False
     warmup_seconds: float | None = None  # compile warm-up so far; None without compile
     train_warmed_up: bool = False  # the training graph has been compiled
+    initialised: Loaded | None = None  # what train.init_from loaded, and how
 
 
 def build_session(
@@ -130,21 +132,28 @@ def build_session(
     device: torch.device,
     steps_per_epoch: int,
     cluster: Cluster | None = None,
+    initialise: bool = True,
 ) -> Session:
-    """The same initial weights on every rank: the seed decides them (DDP also broadcasts
-    rank 0's); each rank's own random stream (dropout) starts from seed + rank."""
+    """The same initial weights on every rank: the seed decides them, or train.init_from
+    (DDP also broadcasts rank 0's); each rank's own random stream (dropout) starts from
+    seed + rank. A resumed run does not `initialise`: its weights come from last.pt."""
     cluster = cluster or Cluster()
     torch.manual_seed(config.seed)
     model, plan = compile_spec(spec)  # checks the global batch; each rank trains on its share
     if cluster.distributed:
         raise_if_any(batchnorm_errors(plan, config.batch_size // cluster.world))
+    initialised = (
+        initialise_from(model, config.init_from) if config.init_from and initialise else None
+    )
+    freeze(model, config.freeze)
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model, forward = wrap(model, cluster, device, config.sync_batchnorm)
     ema = weight_average(model, config.ema) if config.ema else None
     torch.manual_seed(config.seed + cluster.rank)
-    optimizer = make_optimizer(model.parameters(), config.optimizer)
+    trainable = (parameter for parameter in model.parameters() if parameter.requires_grad)
+    optimizer = make_optimizer(trainable, config.optimizer)
     amp_dtype = autocast_dtype(config.amp, device)
     return Session(
         model=model,
@@ -163,6 +172,7 @@ def build_session(
         device=device,
         amp_dtype=amp_dtype,
         channels_last=config.channels_last,
+        initialised=initialised,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..compiler import checked_plan
+from ..compiler import compile_spec
 from ..errors import NetbuilderError, raise_if_any
 from ..report.formatting import format_table
 from ..report.summary import summarize_spec
@@ -33,6 +33,7 @@ from .evaluation import EvalStats
 from .folder import FolderLock, default_run_dir, open_run_folder
 from .inputs import prepare_data
 from .loop import Session, build_session, evaluate_test_split, run_epoch, warm_up_eval
+from .pretrained import Loaded, describe_init, freeze
 from .records import (
     TensorBoard,
     plot_confusion,
@@ -80,6 +81,7 @@ class RunResult:
     device: str
     config: TrainConfig  # as trained: normalisation resolved
     compile_seconds: float | None  # first compiled eval batch + train step; None without
+    initialised: Loaded | None = None  # what train.init_from loaded, and how
 
     @property
     def final_test_acc(self) -> float:
@@ -237,6 +239,8 @@ def run_details(
         "best test accuracy": f"{state.best_test_acc:.2%} (epoch {state.best_epoch})",
         "final test accuracy": f"{final.accuracy:.2%}",
     }
+    if session.initialised is not None:
+        details["initialised from"] = describe_init(session.initialised)
     if session.warmup_seconds is not None:
         details["compile warm-up"] = f"{session.warmup_seconds:.1f} s (excluded from metrics.csv)"
     return details
@@ -263,7 +267,8 @@ def run_training(
     """
     config = spec.train
     raise_if_any(config_errors(config, spec.input_shape[0]))  # `validate` ran them on the file
-    checked_plan(spec)  # every refusal the plan can make, before a folder or a dataset is touched
+    # every refusal the plan can make, before a folder or a dataset is touched
+    freeze(compile_spec(spec, device="meta")[0], config.freeze)  # names checked on a meta model
     cluster, device = join(config.device)
     try:
         if config.batch_size % cluster.world:
@@ -323,7 +328,9 @@ def _train(
 ) -> RunResult:
     main = cluster.is_main
     config, loaders = prepare_data(spec, config, data_dir, device, progress, cluster)
-    session = build_session(spec, config, device, len(loaders.train), cluster)
+    session = build_session(
+        spec, config, device, len(loaders.train), cluster, initialise=not resume
+    )
     spec_data = copy.deepcopy(spec.document.data) | {"train": config.to_dict()}
     state = resume_state(run_dir, session, spec_data, config) if resume else RunState()
     if main:
@@ -365,4 +372,5 @@ def _train(
         str(device),
         config,
         session.warmup_seconds,
+        session.initialised,
     )
