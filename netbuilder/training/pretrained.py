@@ -181,8 +181,13 @@ def freeze(model: nn.Module, names: Sequence[str]) -> list[str]:
     for name in names:
         chosen = [key for key in parameters if key == name or key.startswith(f"{name}.")]
         if not chosen:
-            layers = sorted({".".join(key.split(".")[:count]) for key in parameters
-                             for count in range(1, key.count(".") + 1)})
+            layers = sorted(
+                {
+                    ".".join(key.split(".")[:count])
+                    for key in parameters
+                    for count in range(1, key.count(".") + 1)
+                }
+            )
             close = difflib.get_close_matches(name, layers, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise NetbuilderError(
