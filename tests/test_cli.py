@@ -252,3 +252,15 @@ def test_input_sizes_are_bounded_in_number(run_cli):
     sizes = [arg for size in range(8, 48) for arg in ("--input-size", str(size))]
     result = run_cli("build", str(ROOT / "specs" / "model5.yaml"), *sizes)
     assert result.code == 2 and "40 --input-size values; the limit is 32" in result.err
+
+
+def test_the_readme_python_example_runs_as_written(monkeypatch):
+    """The Python API block, executed: it must keep working as the README shows it."""
+    block = re.search(
+        r"```python\nimport netbuilder\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL
+    )
+    assert block is not None
+    monkeypatch.chdir(ROOT)
+    namespace: dict = {}
+    exec("import netbuilder\n" + block.group(1), namespace)  # the README's own example
+    assert namespace["spec"].input_shape == (1, 28, 28)
