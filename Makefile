@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test lint demo readme schema zoo reproduce bench clean
+.PHONY: setup test lint installed demo readme schema zoo reproduce bench clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,10 @@ lint: setup
 
 test: setup lint
 	$(BIN)/pytest -q
+	.ci/installed
+
+installed: setup  # the wheel in a fresh environment, used from outside the checkout
+	.ci/installed
 
 demo: setup
 	$(BIN)/python cli.py build specs/squeezenet_v11.yaml --summary

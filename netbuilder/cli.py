@@ -136,7 +136,9 @@ def cmd_specs(args: argparse.Namespace) -> int:
 
     from .report.zoo import spec_table, with_table
 
-    table = spec_table(Path(args.directory))
+    from .spec.bundled import bundled_dir
+
+    table = spec_table(Path(args.directory) if args.directory else bundled_dir())
     if args.update_readme:
         readme = Path(args.update_readme)
         readme.write_text(with_table(readme.read_text(encoding="utf-8"), table), encoding="utf-8")
@@ -226,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_schema
     )
     specs = sub.add_parser("specs", help="table of the specs in a directory (markdown)")
-    specs.add_argument("directory", nargs="?", default="specs")
+    specs.add_argument("directory", nargs="?", default=None,
+                       help="a folder of specs (default: the bundled ones)")
     specs.add_argument("--update-readme", metavar="README", help="rewrite its generated section")
     specs.set_defaults(handler=cmd_specs)
     zoo = sub.add_parser("zoo", help="write the model zoo page from the specs and results")

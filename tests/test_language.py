@@ -565,3 +565,27 @@ def test_index_base_zero_numbers_as_pytorch_does() -> None:
         "head.0.weight",
     ]
     assert spec.layers[-2].params["out_channels"] == 10  # i counts from 0 too
+
+
+def diff_rows(run_cli, first: str, second: str, *sets: str) -> list[str]:
+    result = run_cli("diff", str(ROOT / "specs" / first), str(ROOT / "specs" / second), *sets)
+    assert result.code == 0, result.err
+    table = result.out.split("\n\n")[1].splitlines()[2:]  # below the header and the rule
+    return [row for row in table if row.strip()]
+
+
+def test_diff_aligns_differently_named_layers_as_a_sequence(run_cli) -> None:
+    """model5 and model5_variant name their layers differently: pairs by block, not by name,
+    and marks only the layers that differ (it marked all 16 rows)."""
+    rows = diff_rows(run_cli, "model5.yaml", "model5_variant.yaml")
+    assert len(rows) == 11  # ten pairs and the variant's extra conv_bn
+    assert rows[0].startswith("    conv1 / conv_bn1") and rows[1].startswith("    conv2 / ")
+    assert rows[-1].startswith("    log_softmax1")
+    assert sum(row.startswith("*") for row in rows) == 7
+
+
+def test_diff_keeps_names_where_they_agree(run_cli) -> None:
+    rows = diff_rows(run_cli, "squeezenet_v11.yaml", "squeezenet_v11_bypass.yaml")
+    assert all(" / " not in row for row in rows)
+    marked = [row.split()[1] for row in rows if row.startswith("*")]
+    assert marked == ["bypass3", "bypass5", "bypass7", "bypass9"]  # only the additions

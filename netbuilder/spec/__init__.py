@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .bundled import find_spec_file
 from .document import load_spec
 from .language import resolve
 from .types import Spec
@@ -19,5 +20,5 @@ __all__ = ["Spec", "load_spec", "read_spec", "resolve", "validate"]
 
 def read_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
     """Load, resolve (extends, params, expressions, repeat, edits, `--set` overrides) and
-    validate a spec file: the usual first step of every command."""
-    return validate(resolve(load_spec(path), overrides or []))
+    validate a spec file, or a bundled spec by name: the usual first step of every command."""
+    return validate(resolve(load_spec(find_spec_file(path)), overrides or []))

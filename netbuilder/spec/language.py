@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Location, NetbuilderError, excerpt
+from .bundled import SPEC_SUFFIXES, bundled_dir, bundled_spec
 from .document import KEY, PathKey, SpecDocument, load_spec
 from .edits import EDIT_KEYS, apply_edits
 from .expansion import Expander, Output, where_text
 from .expressions import ASCII_NAME, Value, substitute
-from .legacy import read_width_multiplier
+from .legacy import read_format, read_width_multiplier
 from .overrides import apply_overrides
 
 MAX_EXTENDS = 16
@@ -42,7 +43,6 @@ BUILTIN_NAMES = (
     "input_width",
     "i",
 )  # what every expression may read besides the params
-SPEC_SUFFIXES = (".yaml", ".yml")  # what `extends:` may name
 SPEC_PATH_ENV = "NETBUILDER_SPEC_PATH"  # more folders `extends:` may read from (os.pathsep)
 REPLACED = ("name", "description", "num_classes", "layers")  # a child replaces these
 MERGED = ("input", "train", "params", "blocks")  # a child merges into these, key by key
@@ -90,6 +90,9 @@ def extends_path(
             "extends names a spec file, e.g. 'extends: squeezenet_v11.yaml'", where, "extends"
         )
     relative = Path(target)
+    bundled = bundled_spec(target)
+    if not relative.suffix and bundled is not None:  # `extends: squeezenet_v11`
+        return bundled
     if relative.is_absolute():
         raise NetbuilderError(
             f"{excerpt(target)} is absolute; extends takes a path relative to the spec's folder",
@@ -102,12 +105,19 @@ def extends_path(
         )
     source = Path(document.source)
     path = (source.parent if source.is_file() else Path()) / relative
+    if not path.exists() and bundled is not None:  # not beside the spec: the bundled one
+        return bundled
     listed = [
         Path(folder) for folder in os.environ.get(SPEC_PATH_ENV, "").split(os.pathsep) if folder
     ]
     roots = [
         _resolved(folder)
-        for folder in (Path(seen[0]).parent if seen else source.parent, Path.cwd(), *listed)
+        for folder in (
+            Path(seen[0]).parent if seen else source.parent,
+            Path.cwd(),
+            *listed,
+            bundled_dir(),
+        )
     ]
     resolved = _resolved(path, where)
     if not any(resolved.is_relative_to(root) for root in roots):
@@ -267,6 +277,7 @@ def resolve(document: SpecDocument, assignments: list[str] | None = None) -> Spe
     out, provider = merge_chain(chain)
     if not isinstance(out.data, dict):
         return SpecDocument(out.data, document.source, out.positions)
+    format_notes = read_format(out)  # first: a later format may mean other things by the rest
     check_param_overrides(out.data.get("params"), early)
     merged = apply_overrides(SpecDocument(out.data, document.source, out.positions), early)
     out = Output(merged.data, merged.positions)
@@ -277,7 +288,7 @@ def resolve(document: SpecDocument, assignments: list[str] | None = None) -> Spe
         for edited in chain[provider:]:
             if isinstance(edited.data, dict):
                 apply_edits(edited, out, expander)
-    notes = read_width_multiplier(out)
+    notes = format_notes + read_width_multiplier(out)
     out.data.pop("params", None)
     resolved = SpecDocument(
         out.data, document.source, out.positions, merged.overrides, out.expressions, notes

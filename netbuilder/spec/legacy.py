@@ -1,5 +1,6 @@
-"""Keys of earlier spec formats, still read the way they were meant, each with a note that
-names the form replacing it: an old spec keeps building the same network. No torch here.
+"""Spec formats: the `netbuilder: N` version key, and keys of earlier releases still read the
+way they were meant, each with a note that names the form replacing it: an old spec keeps
+building the same network. No torch here.
 
     width_multiplier: 0.5      # (until 0.1) every channel parameter x 0.5, rounded down
     ->  params: {width: 0.5}   # and out_channels: "${int(64 * width)}" where it is meant
@@ -63,3 +64,33 @@ def scaled(params: dict[str, Any], block: BlockDef, factor: float) -> dict[str, 
         else value
         for key, value in params.items()
     }
+
+
+FORMAT_KEY = "netbuilder"  # `netbuilder: 1` at the top of a spec: the format it is written in
+FORMAT = 1  # this release's spec format
+READABLE_FORMATS = (1,)  # the formats this release reads; an older one is read with a note
+
+
+def read_format(out: Output) -> list[Note]:
+    """Check the spec's format version (absent: the current one) and drop the key: the
+    resolved spec is in this release's format."""
+    if FORMAT_KEY not in out.data:
+        return []
+    where = out.positions.get((FORMAT_KEY,))
+    version = out.data.pop(FORMAT_KEY)
+    if isinstance(version, bool) or version not in READABLE_FORMATS:
+        readable = ", ".join(map(str, READABLE_FORMATS))
+        raise NetbuilderError(
+            f"spec format {excerpt(version)} is not one this release of netbuilder reads; it "
+            f"reads format {readable} (the current one is {FORMAT}, see CHANGELOG.md)",
+            where,
+            FORMAT_KEY,
+        )
+    if version != FORMAT:  # kept readable for a release after it changes
+        return [
+            Note(
+                f"spec format {version} is read as format {FORMAT}; see CHANGELOG.md",
+                where or Location(),
+            )
+        ]
+    return []

@@ -249,6 +249,7 @@ def macro_schema(name: str, macro: dict[str, Any]) -> dict[str, Any]:
 
 EXPRESSION = {"type": "string", "pattern": r"\$\{.*\}", "description": "a ${...} expression"}
 LANGUAGE = {
+    "netbuilder": {"enum": [1], "description": "the spec format this file is written in"},
     "extends": {"type": "string", "description": "a spec file this one changes (relative path)"},
     "params": {"type": "object", "description": "named values for ${...} expressions"},
     "override": {"type": "object", "description": "layer name -> parameters to change"},
