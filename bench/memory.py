@@ -28,6 +28,15 @@ from netbuilder.report.summary import MB, summarize  # noqa: E402
 from netbuilder.training.loop import build_session, train_step  # noqa: E402
 
 DEFAULT_SPECS = ["model5", "squeezenet_v11", "mobilenet_v1"]
+INFERENCE_SPECS = [
+    "mobilenet_v3_small",
+    "mobilenet_v2",
+    "efficientnet_b0",
+    "mobilenet_v1",
+    "squeezenet_v11",
+    "resnet18",
+    "model5",
+]
 PLAIN_STEP = ["train.channels_last=false", "train.amp=none", "train.compile=false"]
 
 
@@ -64,6 +73,45 @@ def measured_peak_mb(spec: netbuilder.Spec, batch_size: int, device: torch.devic
     return peak / MB
 
 
+def measured_inference_mb(spec: netbuilder.Spec) -> float:
+    """Peak MiB the CPU allocator holds during one inference (batch 1, the image included),
+    beyond the weights, in inference mode, with PyTorch's native kernels (oneDNN also
+    allocates a reordered copy of a conv's weights per call, which is not an activation)."""
+    model = netbuilder.build_model(spec).eval()
+    with torch.inference_mode(), torch.backends.mkldnn.flags(enabled=False):
+        for _ in range(2):  # oneDNN primitives: made once, not per call
+            model(torch.zeros(1, *spec.input_shape))
+        gc.collect()
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            model(torch.zeros(1, *spec.input_shape))
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    live = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        live += event.nbytes()
+        peak = max(peak, live)
+    return peak / MB
+
+
+def inference_table(names: list[str]) -> None:
+    from netbuilder.compiler import compile_spec
+    from netbuilder.report.memory import peak_activation_memory
+
+    print(
+        "\ninference, batch 1, fp32: the summary's peak activation memory against the CPU "
+        "allocator's measured peak"
+    )
+    print(f"{'spec':<20}{'computed':>10}{'measured':>10}{'measured/computed':>19}  peak at")
+    for name in names:
+        spec = netbuilder.read_spec(ROOT / "specs" / f"{name}.yaml", PLAIN_STEP)
+        model, plan = compile_spec(spec, device="meta")
+        peak = peak_activation_memory(model, spec.input_shape, [p.node.name for p in plan])
+        measured = measured_inference_mb(spec)
+        print(
+            f"{name:<20}{peak.bytes / MB:>8.3f}MB{measured:>8.3f}MB{measured / (peak.bytes / MB):>19.2f}"
+            f"  {peak.layer}"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -71,7 +119,15 @@ def main() -> int:
     parser.add_argument("specs", nargs="*", default=DEFAULT_SPECS)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--inference-only",
+        action="store_true",
+        help="only the inference table (peak activation memory)",
+    )
     args = parser.parse_args()
+    if args.inference_only:
+        inference_table(args.specs if args.specs != DEFAULT_SPECS else INFERENCE_SPECS)
+        return 0
     device = torch.device(args.device)
     print(
         f"torch {torch.__version__}, {args.device}, batch {args.batch_size}, fp32, "
@@ -90,6 +146,8 @@ def main() -> int:
             f"{name:<16}{forward_backward:>10.1f}MB{params:>7.2f}MB{estimate:>8.1f}MB"
             f"{measured:>8.1f}MB{measured / estimate:>14.2f}"
         )
+    if args.device == "cpu":
+        inference_table(INFERENCE_SPECS)
     return 0
 
 

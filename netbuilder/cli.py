@@ -49,15 +49,22 @@ def cmd_build(args: argparse.Namespace) -> int:
         return _build_sizes(args)
     spec = read_spec(args.spec, args.set)  # the compiler (and torch) only for a valid spec
     if args.summary or args.format == "json":  # traces a forward pass (real weights when small)
+        from .errors import raise_if_any
         from .report.formatting import format_json, format_table
+        from .report.requirements import budget_errors
         from .report.summary import summarize_spec
 
         summary = summarize_spec(spec, depth=args.depth)
+        raise_if_any(budget_errors(spec, summary))
         print(format_json(summary) if args.format == "json" else format_table(summary))
         return 0
     from .compiler import compile_spec
 
     model, plan = compile_spec(spec, device="meta")  # the plan is enough here
+    from .errors import raise_if_any
+    from .report.requirements import budget_errors
+
+    raise_if_any(budget_errors(spec))
     if args.resolved:
         import yaml
 
@@ -108,6 +115,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             from .compiler import checked_plan  # only once a spec has been read: no torch before
 
             checked_plan(spec)  # shapes are part of validity
+            from .errors import raise_if_any
+            from .report.requirements import budget_errors
+
+            raise_if_any(budget_errors(spec))  # the `requires:` budgets
         except NetbuilderError as error:
             print(error, file=sys.stderr)
             failures += 1
@@ -135,7 +146,6 @@ def cmd_specs(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .report.zoo import spec_table, with_table
-
     from .spec.bundled import bundled_dir
 
     table = spec_table(Path(args.directory) if args.directory else bundled_dir())
@@ -228,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_schema
     )
     specs = sub.add_parser("specs", help="table of the specs in a directory (markdown)")
-    specs.add_argument("directory", nargs="?", default=None,
-                       help="a folder of specs (default: the bundled ones)")
+    specs.add_argument(
+        "directory", nargs="?", default=None, help="a folder of specs (default: the bundled ones)"
+    )
     specs.add_argument("--update-readme", metavar="README", help="rewrite its generated section")
     specs.set_defaults(handler=cmd_specs)
     zoo = sub.add_parser("zoo", help="write the model zoo page from the specs and results")

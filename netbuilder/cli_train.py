@@ -20,6 +20,8 @@ from .spec import read_spec as read_spec_quietly
 from .spec.config import DEVICES, FLAG_FIELDS, field_declaration
 from .spec.registry import format_shape
 
+EXIT_REQUIREMENT_MISSED = 3  # the run finished but misses its spec's `requires:`
+
 
 def read_spec(path: str, overrides: list[str] | None = None) -> Spec:
     """`netbuilder.read_spec`, with the spec's notes (an old format, say) shown on stderr."""
@@ -227,6 +229,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         from .training.pretrained import describe_init
 
         print(f"initialised from {describe_init(result.initialised)}")
+    if result.requirement_miss is not None:  # trained, but short of what the spec requires
+        print(result.requirement_miss, file=sys.stderr)
+        return EXIT_REQUIREMENT_MISSED
     return 0
 
 

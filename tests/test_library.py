@@ -79,6 +79,7 @@ def test_extends_may_name_a_bundled_spec(tmp_path) -> None:
 def test_the_current_format_and_no_format_read_alike(tmp_path, text: str) -> None:
     path = tmp_path / "spec.yaml"
     path.write_text(text + (ROOT / "specs" / "model5.yaml").read_text())
+
     def layers(spec: netbuilder.Spec) -> list[tuple]:
         return [(layer.name, layer.block, layer.params) for layer in spec.layers]
 

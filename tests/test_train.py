@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import subprocess
 import sys
 import time
@@ -527,3 +528,67 @@ def test_one_epoch_of_model5_reports_the_truth(tmp_path: Path) -> None:
     (row,) = result.history
     assert result.final_test_acc >= 0.97
     assert abs(row["test_acc"] - row["raw_test_acc"]) < 0.01
+
+
+# ---------------------------------------------------------------- requires:
+
+
+def requiring(tmp_path: Path, requires: dict[str, Any], **train: Any) -> Path:
+    data = tiny_spec(train={"epochs": 1, **train})
+    data["requires"] = requires
+    return write_spec(tmp_path / "spec.yaml", data)
+
+
+@pytest.mark.parametrize(
+    ("requires", "message"),
+    [
+        (
+            {"max_params": 100},
+            "requires.max_params: the network has 414 parameters, more than the 100 required",
+        ),
+        (
+            {"min_receptive_field": 40},
+            "requires.min_receptive_field: the network has 22 pixels "
+            "of receptive field, less than the 40 required",
+        ),
+        ({"max_macs": 1000}, "requires.max_macs: the network has"),
+        ({"max_peak_memory": 100}, "requires.max_peak_memory: the network has"),
+        ({"max_epochs": 0.5}, "expected an integer"),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "build"])
+def test_a_broken_budget_is_a_located_error(run_cli, tmp_path, requires, message, command):
+    result = run_cli(command, str(requiring(tmp_path, requires)))
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith(f"{tmp_path / 'spec.yaml'}:") and message in line
+
+
+def test_a_spec_within_its_budgets_validates(run_cli, tmp_path) -> None:
+    spec = requiring(tmp_path, {"max_params": 414, "min_receptive_field": 22, "max_epochs": 3})
+    assert run_cli("validate", str(spec)).code == 0
+
+
+def test_too_many_epochs_for_the_budget_is_refused(run_cli, tmp_path) -> None:
+    result = run_cli("validate", str(requiring(tmp_path, {"max_epochs": 1}, epochs=2)))
+    assert result.code == 2 and "requires.max_epochs: train.epochs is 2" in result.err
+
+
+@pytest.mark.slow
+def test_a_run_that_misses_its_accuracy_says_so_and_records_it(run_cli, tmp_path) -> None:
+    spec = requiring(tmp_path, {"min_accuracy": 99.9, "over_last_epochs": 2}, epochs=2)
+    result = run_cli("train", str(spec), "--out", str(tmp_path / "run"), "--no-progress")
+    assert result.code == 3
+    (line,) = result.err.strip().splitlines()
+    assert "requires.min_accuracy: the last 2 epochs reached" in line
+    assert "less than the 99.90% required" in line
+    record = json.loads((tmp_path / "run" / "requirements.json").read_text())
+    assert record["met"] is False and record["requires"]["min_accuracy"] == 99.9
+
+
+@pytest.mark.slow
+def test_a_budget_breaking_spec_never_trains(tmp_path) -> None:
+    spec = read_spec(requiring(tmp_path, {"max_params": 100}))
+    with pytest.raises(NetbuilderError, match=r"requires\.max_params"):
+        run_training(spec, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

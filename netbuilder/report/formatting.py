@@ -78,8 +78,21 @@ def memory_lines(summary: Summary) -> str:
             f"Forward/backward pass size (MB): {memory.forward_backward:.2f}",
             f"Params size (MB): {memory.params:.2f}",
             f"Estimated Total Size (MB): {memory.total:.2f}",
+            *peak_lines(summary),
         ]
     )
+
+
+def peak_lines(summary: Summary) -> list[str]:
+    """The computed inference peak (report/memory.py), beside torchsummary's estimate."""
+    peak = summary.peak
+    if peak is None:
+        return []
+    int8 = summary.peak_int8_bytes or 0
+    return [
+        f"Peak activation memory, inference (MB): {peak.bytes / 2**20:.2f} as float32, "
+        f"{int8 / 2**20:.2f} as int8 (batch 1, at {peak.layer})"
+    ]
 
 
 def receptive_field_section(summary: Summary) -> str:
@@ -128,6 +141,13 @@ def summary_to_dict(summary: Summary) -> dict[str, Any]:
             "forward_backward": memory.forward_backward,
             "params": memory.params,
             "total": memory.total,
+        },
+        "peak_activation_memory": None
+        if summary.peak is None
+        else {
+            "float32_bytes": summary.peak.bytes,
+            "int8_bytes": summary.peak_int8_bytes,
+            "layer": summary.peak.layer,
         },
         "layers": [layer_to_dict(row) for row in summary.layers],
         "edges": [list(edge) for edge in summary.edges],

@@ -21,6 +21,7 @@ from ..errors import NetbuilderError
 from ..spec.registry import BLOCKS, BlockDef, Registry, Shape
 from ..spec.sources import INPUT
 from ..spec.types import Spec
+from .memory import PeakMemory, peak_activation_memory
 
 BYTES_PER_VALUE = 4  # float32, as torchsummary assumes
 MB = 1024**2
@@ -84,6 +85,12 @@ class Summary:
     total_macs: int
     memory: Memory
     receptive_field: tuple[ReceptiveFieldRow, ...]
+    peak: PeakMemory | None = None  # inference peak activation memory, float32, batch 1
+
+    @property
+    def peak_int8_bytes(self) -> int | None:
+        """The same peak with int8 activations (one byte a value)."""
+        return None if self.peak is None else self.peak.bytes // self.peak.bytes_per_value
 
     @property
     def non_trainable_params(self) -> int:
@@ -163,6 +170,7 @@ def summarize(model: nn.Module, plan: list[PlannedNode], spec: Spec, depth: int 
         total_macs=sum(trace.macs[name] for name, _ in leaf_modules(model)),
         memory=estimate_memory(spec.input_shape, trace.activation_values, total),
         receptive_field=tuple(receptive_field(plan)),
+        peak=peak_activation_memory(model, spec.input_shape, [p.node.name for p in plan]),
     )
 
 

@@ -14,6 +14,7 @@ import jsonschema
 from ..limits import MAX_LAYERS
 from .config import TrainConfig, is_union, unwrap
 from .registry import BLOCKS, NUM_CLASSES, Arg, BlockDef, Param, Registry
+from .requires import Requirements
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 LAYER_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$"  # dots: group members
@@ -186,6 +187,7 @@ def spec_schema(
             "description": "blocks in order; input channels are inferred",
         },
         "train": {"$ref": "#/$defs/train"},
+        "requires": config_schema(Requirements),
         "blocks": {
             "type": "object",
             "additionalProperties": {"$ref": "#/$defs/macro"},

@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import Location, NetbuilderError
 from .config import TrainConfig
 from .document import PathKey, SpecDocument
+from .requires import Requirements
 from .sources import INPUT
 
 
@@ -50,6 +51,7 @@ class Spec:
     document: SpecDocument
     macros: dict[str, Macro] = field(default_factory=dict)
     index_base: int = 1  # how the repeats inside macros are numbered
+    requires: Requirements = field(default_factory=Requirements)
 
     @property
     def source(self) -> str:
@@ -184,4 +186,5 @@ def interpret(document: SpecDocument) -> Spec:
             for name, macro in (data.get("blocks") or {}).items()
         },
         index_base=data.get("index_base", 1),
+        requires=Requirements.from_data(data.get("requires")),
     )

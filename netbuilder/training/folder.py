@@ -27,6 +27,7 @@ RUN_FILES = (
     "confusion.png",
     "confusion.csv",
     "summary.txt",
+    "requirements.json",
 )
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,10 @@ import torch
 from ..compiler import compile_spec
 from ..errors import NetbuilderError, raise_if_any
 from ..report.formatting import format_table
+from ..report.requirements import accuracy_miss, budget_errors
 from ..report.summary import summarize_spec
 from ..spec.config import RESUME_FREE, TrainConfig, config_errors
+from ..spec.requires import Requirements
 from ..spec.types import Spec
 from .checkpoint import (
     BEST,
@@ -82,6 +85,7 @@ class RunResult:
     config: TrainConfig  # as trained: normalisation resolved
     compile_seconds: float | None  # first compiled eval batch + train step; None without
     initialised: Loaded | None = None  # what train.init_from loaded, and how
+    requirement_miss: str | None = None  # the `requires:` the finished run misses, one line
 
     @property
     def final_test_acc(self) -> float:
@@ -208,6 +212,14 @@ def save_epoch(
     write_history(run_dir, history)
 
 
+def record_requirements(run_dir: Path, spec: Spec, miss: str | None) -> None:
+    """requirements.json: what the spec requires and whether the run met it."""
+    if spec.requires == Requirements():
+        return
+    report = {"requires": spec.requires.to_dict(), "met": miss is None, "miss": miss}
+    write_text(run_dir / "requirements.json", json.dumps(report, indent=2) + "\n")
+
+
 def finish_run(
     run_dir: Path,
     spec: Spec,
@@ -269,6 +281,7 @@ def run_training(
     raise_if_any(config_errors(config, spec.input_shape[0]))  # `validate` ran them on the file
     # every refusal the plan can make, before a folder or a dataset is touched
     freeze(compile_spec(spec, device="meta")[0], config.freeze)  # names checked on a meta model
+    raise_if_any(budget_errors(spec))  # `requires:` budgets: a network that breaks one never trains
     cluster, device = join(config.device)
     try:
         if config.batch_size % cluster.world:
@@ -357,6 +370,10 @@ def _train(
             board.close()
     if final is None:  # resumed a finished run: nothing trained, test the weights once more
         final = evaluate_test_split(session, loaders.test, spec.num_classes)
+    found = accuracy_miss(spec, state.history)
+    miss = None if found is None else str(found)
+    if main:
+        record_requirements(run_dir, spec, miss)
     if main:
         finish_run(
             run_dir, spec, state, final, loaders.classes, run_details(state, final, config, session)
@@ -373,4 +390,5 @@ def _train(
         config,
         session.warmup_seconds,
         session.initialised,
+        miss,
     )
