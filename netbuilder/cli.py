@@ -287,9 +287,11 @@ def _add_set_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_training_commands(sub: _Subcommands) -> None:
+    from .cli_search import register_search
     from .cli_train import register_commands
 
     register_commands(sub, _add_set_option)
+    register_search(sub, _add_set_option)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,13 +11,12 @@ import sys
 from collections.abc import Callable
 from typing import Any, Literal, get_args, get_origin
 
-import yaml
-
 from .data.files import is_checkpoint_path
 from .errors import NetbuilderError
 from .spec import Spec
 from .spec import read_spec as read_spec_quietly
 from .spec.config import DEVICES, FLAG_FIELDS, field_declaration
+from .spec.overrides import assignment
 from .spec.registry import format_shape
 
 EXIT_REQUIREMENT_MISSED = 3  # the run finished but misses its spec's `requires:`
@@ -157,24 +156,19 @@ def _add_predict(sub: Any) -> None:
     predict.set_defaults(handler=cmd_predict)
 
 
-def yaml_scalar(value: object) -> str:
-    """A value as YAML text that a spec reads back as the same value."""
-    return yaml.safe_dump(value, default_flow_style=True).splitlines()[0]
-
-
 def train_overrides(args: argparse.Namespace) -> list[str]:
     """`--set` assignments first, then the dedicated flags, which win."""
     overrides = list(args.set)
     for path in FLAG_FIELDS:
         value = getattr(args, _flag_dest(path))
         if value is not None:
-            overrides.append(f"train.{path}={yaml_scalar(value)}")
+            overrides.append(assignment(f"train.{path}", value))
     if args.compile:
         overrides.append("train.compile=true")
     if args.init_from:
-        overrides.append(f"train.init_from={yaml_scalar(args.init_from)}")
+        overrides.append(assignment("train.init_from", args.init_from))
     if args.freeze:
-        overrides.append(f"train.freeze={yaml_scalar(list(args.freeze))}")
+        overrides.append(assignment("train.freeze", list(args.freeze)))
     return overrides
 
 

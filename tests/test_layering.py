@@ -27,9 +27,10 @@ STAGES = (
     "inference",
     "export",
     "cli_train",
+    "cli_search",
     "cli",
 )
-TOP_LEVEL_MODULES = 6  # cli, cli_train, export, inference, errors, limits
+TOP_LEVEL_MODULES = 7  # cli, cli_train, cli_search, export, inference, errors, limits
 TORCH_FREE = ("errors", "limits", "spec")
 
 

@@ -27,6 +27,8 @@ def plain_spec(spec: Spec, plan: list[PlannedNode]) -> dict[str, Any]:
         for planned, previous in zip(plan, [INPUT, *(p.node.name for p in plan)], strict=False)
     ]
     data["train"] = spec.train.to_dict()
+    if spec.requires.to_dict() != {"over_last_epochs": 1}:  # budgets travel with the network
+        data["requires"] = spec.requires.to_dict()
     return data
 
 

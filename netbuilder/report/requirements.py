@@ -62,13 +62,41 @@ def budget_errors(spec: Spec, summary: Summary | None = None) -> list[Netbuilder
     return errors
 
 
+def budget_excess(spec: Spec, summary: Summary) -> float:
+    """How far the network is past its worst-broken budget, relative to it (0: all met); the
+    constraint Optuna's sampler learns from, so that it stops drawing networks that are too big."""
+    wanted = spec.requires
+    peak = summary.peak.bytes if summary.peak else None
+    limits = (
+        (wanted.max_params, summary.total_params),
+        (wanted.max_macs, summary.total_macs),
+        (wanted.max_peak_memory, peak),
+    )
+    excess = [(actual - limit) / limit for limit, actual in limits if limit and actual is not None]
+    field = summary.final_receptive_field
+    if wanted.min_receptive_field and field is not None:
+        excess.append((wanted.min_receptive_field - field) / wanted.min_receptive_field)
+    if wanted.max_epochs is not None:
+        excess.append((spec.train.epochs - wanted.max_epochs) / wanted.max_epochs)
+    return max([0.0, *excess])
+
+
+def held_accuracy(history: Sequence[dict[str, Any]], epochs: int) -> float | None:
+    """The test accuracy (%) a run held over its last `epochs` epochs: their minimum (None:
+    fewer epochs ran). What `min_accuracy` checks and what `search` maximises."""
+    if len(history) < epochs:
+        return None
+    return min(100 * float(row["test_acc"]) for row in history[-epochs:])
+
+
 def accuracy_miss(spec: Spec, history: Sequence[dict[str, Any]]) -> NetbuilderError | None:
     """`min_accuracy` over the last `over_last_epochs` epochs of a finished run, or None."""
     wanted = spec.requires
     if wanted.min_accuracy is None or not history:
         return None
-    last = [100 * row["test_acc"] for row in history[-wanted.over_last_epochs :]]
-    if len(last) < wanted.over_last_epochs or min(last) < wanted.min_accuracy:
+    held = held_accuracy(history, wanted.over_last_epochs)
+    if held is None or held < wanted.min_accuracy:
+        reached = held if held is not None else held_accuracy(history, len(history))
         span = (
             "the final epoch"
             if wanted.over_last_epochs == 1
@@ -77,7 +105,7 @@ def accuracy_miss(spec: Spec, history: Sequence[dict[str, Any]]) -> NetbuilderEr
         return _miss(
             spec,
             "min_accuracy",
-            f"{span} reached {min(last):.2f}%, less than the {wanted.min_accuracy:.2f}% required",
+            f"{span} reached {reached:.2f}%, less than the {wanted.min_accuracy:.2f}% required",
         )
     return None
 

@@ -32,6 +32,7 @@ from .expansion import Expander, Output, where_text
 from .expressions import ASCII_NAME, Value, substitute
 from .legacy import read_format, read_width_multiplier
 from .overrides import apply_overrides
+from .search import SECTION, check_search_params
 
 MAX_EXTENDS = 16
 INDEX_BASE = "index_base"  # 0: repeated layers are numbered as PyTorch does (layer1.0.conv1)
@@ -279,6 +280,9 @@ def resolve(document: SpecDocument, assignments: list[str] | None = None) -> Spe
         return SpecDocument(out.data, document.source, out.positions)
     format_notes = read_format(out)  # first: a later format may mean other things by the rest
     check_param_overrides(out.data.get("params"), early)
+    check_search_params(
+        out.data.get(SECTION), out.data.get("params"), out.positions, document.source
+    )
     merged = apply_overrides(SpecDocument(out.data, document.source, out.positions), early)
     out = Output(merged.data, merged.positions)
     names = expression_names(out, document.source)

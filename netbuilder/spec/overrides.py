@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import yaml
+
 from ..errors import NetbuilderError
 from .document import PathKey, SpecDocument, load_yaml
 
@@ -32,6 +34,11 @@ def apply_overrides(document: SpecDocument, assignments: list[str]) -> SpecDocum
     return SpecDocument(
         data, document.source, document.positions, overrides, document.expressions, document.notes
     )
+
+
+def assignment(path: str, value: object) -> str:
+    """`path=value` as `--set` text that reads back as the same value (`params.lr=0.05`)."""
+    return f"{path}={yaml.safe_dump(value, default_flow_style=True).splitlines()[0]}"
 
 
 def _parse_value(raw: str, assignment: str) -> Any:

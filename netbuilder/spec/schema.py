@@ -15,6 +15,7 @@ from ..limits import MAX_LAYERS
 from .config import TrainConfig, is_union, unwrap
 from .registry import BLOCKS, NUM_CLASSES, Arg, BlockDef, Param, Registry
 from .requires import Requirements
+from .search import SEARCH_SCHEMA
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 LAYER_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$"  # dots: group members
@@ -188,6 +189,7 @@ def spec_schema(
         },
         "train": {"$ref": "#/$defs/train"},
         "requires": config_schema(Requirements),
+        "search": SEARCH_SCHEMA,
         "blocks": {
             "type": "object",
             "additionalProperties": {"$ref": "#/$defs/macro"},

@@ -11,6 +11,7 @@ from ..errors import Location, NetbuilderError
 from .config import TrainConfig
 from .document import PathKey, SpecDocument
 from .requires import Requirements
+from .search import Dimension, search_space
 from .sources import INPUT
 
 
@@ -52,6 +53,7 @@ class Spec:
     macros: dict[str, Macro] = field(default_factory=dict)
     index_base: int = 1  # how the repeats inside macros are numbered
     requires: Requirements = field(default_factory=Requirements)
+    search: tuple[Dimension, ...] = ()  # the space `netbuilder search` explores
 
     @property
     def source(self) -> str:
@@ -187,4 +189,5 @@ def interpret(document: SpecDocument) -> Spec:
         },
         index_base=data.get("index_base", 1),
         requires=Requirements.from_data(data.get("requires")),
+        search=search_space(data.get("search")),
     )

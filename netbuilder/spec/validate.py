@@ -18,6 +18,7 @@ from .document import PathKey, SpecDocument
 from .language import check_param_name
 from .registry import BLOCKS, BlockDef, Registry
 from .schema import SpecValidator, config_schema, spec_schema
+from .search import search_errors
 from .types import Spec, check_layers, interpret, layer_name_at
 
 
@@ -114,8 +115,10 @@ def to_netbuilder_error(
         choices: Any = error.validator_value  # the anyOf's list of schemas
         options = " or ".join(_describe(option) for option in choices)
         message = f"expected {options}, got {excerpt(error.instance)}"
-    elif error.validator == "minProperties":
+    elif error.validator == "minProperties" and path[:1] == ("layers",):
         message = "empty layer; expected one block name, e.g. '- relu: {}'"
+    elif error.validator in ("minProperties", "maxProperties") and "description" in schema:
+        message = f"expected {schema['description']}; got {excerpt(error.instance)}"
     if path in document.expressions:
         message += f" (from {document.expressions[path]})"
     return NetbuilderError(message, location, describe_place(document.data, path) or None)
@@ -199,6 +202,7 @@ def validate(document: SpecDocument, registry: Registry[BlockDef] = BLOCKS) -> S
         validate_document(document, registry)
         + check_layers(document)
         + check_macros(document, registry)
+        + search_errors(document)
     )
     raise_if_any(errors + train_errors(document))
     return interpret(document)
