@@ -156,7 +156,7 @@ class TrialRun:
         score = held_accuracy(result.history, spec.requires.over_last_epochs)
         if score is None:  # fewer epochs than the span: the whole run is the span
             score = held_accuracy(result.history, len(result.history)) or 0.0
-        trial.set_user_attr("epochs", result.epochs)
+        trial.set_user_attr("epochs_run", result.epochs)
         trial.set_user_attr("final_acc", round(100 * result.final_test_acc, 2))
         if single:
             return score

@@ -64,7 +64,7 @@ def trial_rows(trials: Sequence[optuna.trial.FrozenTrial]) -> list[TrialRow]:
                 attrs.get("macs"),
                 attrs.get("receptive_field"),
                 trial.values[0] if trial.values else None,
-                attrs.get("epochs"),
+                attrs.get("epochs_run"),
                 str(attrs.get("reason", "")),
             )
         )
