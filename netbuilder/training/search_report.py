@@ -134,7 +134,7 @@ def write_search_report(
 
 
 def write_tables(folder: Path, rows: Sequence[TrialRow], keys: Sequence[str], name: str) -> None:
-    headers = ["trial", "state", *keys, "params", "macs", "receptive_field", "score", "epochs"]
+    headers = ["trial", "state", *keys, "params", "macs", "receptive_field", "score", "epochs_run"]
     headers.append("reason")
     table = [
         [
