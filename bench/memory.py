@@ -65,6 +65,11 @@ def measured_peak_mb(spec: netbuilder.Spec, batch_size: int, device: torch.devic
         return (torch.cuda.max_memory_allocated() - before) / MB
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         train_step(session, x, y)
+    return profiled_peak_mb(prof)
+
+
+def profiled_peak_mb(prof: profile) -> float:
+    """The most MiB held at once beyond the start, from the profiler's allocation events."""
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     live = peak = 0
     for event in sorted(events, key=lambda e: e.start_ns()):
@@ -84,12 +89,7 @@ def measured_inference_mb(spec: netbuilder.Spec) -> float:
         gc.collect()
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             model(torch.zeros(1, *spec.input_shape))
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    live = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        live += event.nbytes()
-        peak = max(peak, live)
-    return peak / MB
+    return profiled_peak_mb(prof)
 
 
 def inference_table(names: list[str]) -> None:

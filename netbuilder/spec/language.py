@@ -32,7 +32,7 @@ from .expansion import Expander, Output, where_text
 from .expressions import ASCII_NAME, Value, substitute
 from .legacy import read_format, read_width_multiplier
 from .overrides import apply_overrides
-from .search import SECTION, check_search_params
+from .search import SECTION
 
 MAX_EXTENDS = 16
 INDEX_BASE = "index_base"  # 0: repeated layers are numbered as PyTorch does (layer1.0.conv1)
@@ -206,6 +206,13 @@ def expression_names(out: Output, source: str) -> dict[str, Value]:
     }
 
 
+def unknown_param_hint(name: str, declared: list[str]) -> str:
+    """What follows "no param X" in every message about one: the near miss, then the list."""
+    close = difflib.get_close_matches(name, declared, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return hint + (f" (it declares {', '.join(declared)})" if declared else " (it declares none)")
+
+
 def check_param_overrides(params: Any, assignments: list[str]) -> None:
     """`--set params.X=...` must name a declared param: a typo would otherwise be accepted and
     change nothing (a sweep over it trains one model under many labels)."""
@@ -216,12 +223,30 @@ def check_param_overrides(params: Any, assignments: list[str]) -> None:
             continue
         name = key.split(".")[1]
         if name not in declared:
-            close = difflib.get_close_matches(name, declared, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            known = f" (it declares {', '.join(declared)})" if declared else " (it declares none)"
             raise NetbuilderError(
-                f"the spec has no param {excerpt(name)}{hint}{known}",
+                f"the spec has no param {excerpt(name)}{unknown_param_hint(name, declared)}",
                 Location(f"--set {assignment}"),
+            )
+
+
+def check_search_params(
+    search: Any, params: Any, positions: dict[PathKey, Location], source: str
+) -> None:
+    """Each bare name (or `params.X`) must be a declared param: a typo would search an axis
+    that changes nothing. Checked where the params are still known (the resolver)."""
+    if not isinstance(search, dict):
+        return
+    declared = list(params) if isinstance(params, dict) else []
+    for key in search:
+        name = str(key).removeprefix("params.")
+        if "." in name:
+            continue  # another --set path: checked when the first trial's spec is read
+        if name not in declared:
+            raise NetbuilderError(
+                f"the search names {excerpt(name)}, which is not a param"
+                f"{unknown_param_hint(name, declared)}",
+                positions.get((SECTION, KEY, key), Location(source)),
+                SECTION,
             )
 
 

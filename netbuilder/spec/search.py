@@ -12,12 +12,11 @@ a search space is part of the spec and is checked with it.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..errors import Location, NetbuilderError, excerpt
-from .document import KEY, PathKey, SpecDocument
+from ..errors import NetbuilderError
+from .document import SpecDocument
 
 Kind = Literal["int", "float", "log", "choice"]
 KINDS: tuple[Kind, ...] = ("int", "float", "log", "choice")
@@ -103,26 +102,3 @@ def search_errors(document: SpecDocument) -> list[NetbuilderError]:
                 )
             )
     return errors
-
-
-def check_search_params(
-    search: Any, params: Any, positions: dict[PathKey, Location], source: str
-) -> None:
-    """Each bare name (or `params.X`) must be a declared param: a typo would search an axis
-    that changes nothing. Checked where the params are still known (the resolver)."""
-    if not isinstance(search, dict):
-        return
-    declared = list(params) if isinstance(params, dict) else []
-    for key in search:
-        name = str(key).removeprefix("params.")
-        if "." in name:
-            continue  # another --set path: checked when the first trial's spec is read
-        if name not in declared:
-            close = difflib.get_close_matches(name, declared, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            known = f" (it declares {', '.join(declared)})" if declared else " (it declares none)"
-            raise NetbuilderError(
-                f"the search names {excerpt(name)}, which is not a param{hint}{known}",
-                positions.get((SECTION, KEY, key), Location(source)),
-                SECTION,
-            )

@@ -15,7 +15,6 @@ between them.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import NetbuilderError, excerpt
+from ..errors import NetbuilderError
 from ..report.requirements import budget_errors, budget_excess, held_accuracy
 from ..report.summary import Summary, summarize_spec
 from ..spec import Spec, read_spec
@@ -34,15 +33,13 @@ from ..spec.overrides import assignment
 from ..spec.search import Dimension
 from .checkpoint import LAST
 from .loop import Diverged
-from .records import RUNS_DIR, write_text
 from .search_options import SearchOptions, option_errors
 from .search_report import TrialRow, trial_line, write_search_report
+from .search_study import claim_folder, default_folder, quietly_open
 
 if TYPE_CHECKING:
     import optuna
 
-STUDY_FILE = "study.db"
-STATE_FILE = "search.json"  # the study's name, so a folder never mixes two studies
 Room = Literal["go", "full"]
 BUDGET = "budget"  # the trial's constraint: how far past its budgets its network is (0: fits)
 
@@ -200,98 +197,6 @@ def record_static(trial: optuna.Trial, summary: Summary) -> None:
     trial.set_user_attr("receptive_field", summary.final_receptive_field)
 
 
-# ---------------------------------------------------------------- the study
-
-
-def storage_url(folder: Path, options: SearchOptions) -> str:
-    return options.storage or f"sqlite:///{(folder / STUDY_FILE).resolve()}"
-
-
-def open_study(spec: Spec, folder: Path, options: SearchOptions) -> optuna.Study:
-    """The study, created on first use and loaded after; its directions must match."""
-    import optuna
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = RDBStorage(
-            storage_url(folder, options),
-            heartbeat_interval=options.heartbeat,
-            grace_period=2 * options.heartbeat,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                max_retry=3, inherit_intermediate_values=True
-            ),
-            engine_kwargs=engine_kwargs(storage_url(folder, options)),
-        )
-    name = options.study or spec.name
-    try:
-        study = optuna.create_study(
-            storage=storage,
-            study_name=name,
-            pruner=make_pruner(options.chosen_pruner),
-            directions=[optuna.study.StudyDirection[d.upper()] for d in options.directions],
-            load_if_exists=True,
-        )
-    except ValueError as error:  # an existing study with other directions
-        raise NetbuilderError(f"study {excerpt(name)}: {error}") from None
-    wanted = [d.name.lower() for d in study.directions]
-    if wanted != list(options.directions):
-        raise NetbuilderError(
-            f"study {excerpt(name)} optimises {', '.join(wanted)}; this --objective "
-            f"{options.objective} would {', '.join(options.directions)}: use another --study"
-        )
-    study.sampler = make_sampler(options, len(study.get_trials(deepcopy=False)))
-    return study
-
-
-def make_sampler(options: SearchOptions, trials_so_far: int) -> optuna.samplers.BaseSampler:
-    """TPE, seeded from --seed and the study's length, so that a restarted search does not
-    draw its first start-up trials again; a lie for running trials keeps parallel workers
-    from drawing the same point; the budgets as a constraint steer it to networks that fit."""
-    import optuna
-
-    seed = None if options.seed is None else options.seed + 1009 * trials_so_far
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-
-
-def engine_kwargs(url: str) -> dict[str, Any]:
-    """SQLite waits for a writer rather than failing at once when several processes share it."""
-    return {"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
-
-
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
-    import optuna
-
-    if name == "median":  # a trial below the median of earlier ones at the same epoch stops
-        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=2)
-    if name == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=2)
-    return optuna.pruners.NopPruner()
-
-
-def claim_folder(folder: Path, study_name: str) -> None:
-    """search.json names the study the folder belongs to (never the storage URL: it may hold
-    a password); a second study is refused rather than mixed into the same trials/."""
-    state = folder / STATE_FILE
-    if state.is_file():
-        known = json.loads(state.read_text(encoding="utf-8")).get("study")
-        if known != study_name:
-            raise NetbuilderError(
-                f"{folder} holds the search of study {excerpt(str(known))}, not "
-                f"{excerpt(study_name)}; choose another --out"
-            )
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text(state, json.dumps({"study": study_name}, indent=2) + "\n")
-
-
-def default_folder(spec: Spec, options: SearchOptions) -> Path:
-    """runs/<study>-search: the same command finds the same folder and continues there."""
-    return RUNS_DIR / f"{options.study or spec.name}-search"
-
-
 @dataclass(frozen=True)
 class SearchResult:
     folder: Path
@@ -343,13 +248,6 @@ def run_search(
         optimize(study, run, options)
     best = write_search_report(folder, study, spec_path, overrides, base.search)
     return SearchResult(folder, study, best)
-
-
-def quietly_open(spec: Spec, folder: Path, options: SearchOptions) -> optuna.Study:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the CLI prints a line per trial
-    return open_study(spec, folder, options)
 
 
 def optimize(study: optuna.Study, run: TrialRun, options: SearchOptions) -> None:
