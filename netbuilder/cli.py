@@ -15,6 +15,7 @@ from . import __version__
 from .cli_train import read_spec
 from .errors import NetbuilderError
 from .limits import MAX_INPUT_SIZES
+from .spec import Spec
 from .spec.registry import format_shape
 
 EXIT_USER_ERROR = 2
@@ -44,27 +45,30 @@ def load_plugins(modules: Sequence[str]) -> None:
             ) from None
 
 
+def check_budgets(spec: Spec, summary: Any = None) -> None:
+    """The `requires:` budgets, as `validate`, `build` and `train` check them (torch: late)."""
+    from .errors import raise_if_any
+    from .report.requirements import budget_errors
+
+    raise_if_any(budget_errors(spec, summary))
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     if args.input_size:
         return _build_sizes(args)
     spec = read_spec(args.spec, args.set)  # the compiler (and torch) only for a valid spec
     if args.summary or args.format == "json":  # traces a forward pass (real weights when small)
-        from .errors import raise_if_any
         from .report.formatting import format_json, format_table
-        from .report.requirements import budget_errors
         from .report.summary import summarize_spec
 
         summary = summarize_spec(spec, depth=args.depth)
-        raise_if_any(budget_errors(spec, summary))
+        check_budgets(spec, summary)
         print(format_json(summary) if args.format == "json" else format_table(summary))
         return 0
     from .compiler import compile_spec
 
     model, plan = compile_spec(spec, device="meta")  # the plan is enough here
-    from .errors import raise_if_any
-    from .report.requirements import budget_errors
-
-    raise_if_any(budget_errors(spec))
+    check_budgets(spec)
     if args.resolved:
         import yaml
 
@@ -115,10 +119,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             from .compiler import checked_plan  # only once a spec has been read: no torch before
 
             checked_plan(spec)  # shapes are part of validity
-            from .errors import raise_if_any
-            from .report.requirements import budget_errors
-
-            raise_if_any(budget_errors(spec))  # the `requires:` budgets
+            check_budgets(spec)
         except NetbuilderError as error:
             print(error, file=sys.stderr)
             failures += 1
