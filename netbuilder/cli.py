@@ -288,10 +288,12 @@ def _add_set_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_training_commands(sub: _Subcommands) -> None:
+    from .cli_deploy import register_deploy
     from .cli_search import register_search
     from .cli_train import register_commands
 
     register_commands(sub, _add_set_option)
+    register_deploy(sub, _add_set_option)
     register_search(sub, _add_set_option)
 
 

@@ -17,7 +17,6 @@ from .spec import Spec
 from .spec import read_spec as read_spec_quietly
 from .spec.config import DEVICES, FLAG_FIELDS, field_declaration
 from .spec.overrides import assignment
-from .spec.registry import format_shape
 
 EXIT_REQUIREMENT_MISSED = 3  # the run finished but misses its spec's `requires:`
 
@@ -31,44 +30,10 @@ def read_spec(path: str, overrides: list[str] | None = None) -> Spec:
 
 
 def register_commands(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add train/eval/predict/export to the CLI's subcommands."""
+    """Add train/eval/predict to the CLI's subcommands."""
     _add_train(sub, add_set_option)
     _add_eval(sub)
     _add_predict(sub)
-    _add_export(sub, add_set_option)
-
-
-def _add_export(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]) -> None:
-    export = sub.add_parser(
-        "export",
-        help="write a checkpoint's (or a spec's) model as ONNX, an exported program or TorchScript",
-    )
-    export.add_argument("source", metavar="CHECKPOINT_OR_SPEC")
-    export.add_argument(
-        "--format", choices=("onnx", "exported-program", "torchscript"), default="onnx"
-    )
-    export.add_argument("--out", required=True, metavar="FILE")
-    add_init_options(export)
-    add_set_option(export)
-    export.set_defaults(handler=cmd_export)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    spec = None if is_checkpoint_path(args.source) else read_spec(args.source, args.set)
-    from .export import export, load_exportable, untrained_exportable
-
-    item = load_exportable(args.source) if spec is None else untrained_exportable(spec)
-    state = "trained" if item.trained else "untrained (from the spec)"
-    if args.init_from:
-        from .training.pretrained import describe_init, initialise_from
-
-        state = f"initialised from {describe_init(initialise_from(item.model, args.init_from))}"
-    path = export(item, args.format, args.out)
-    print(
-        f"{path}: {args.format}, {item.spec.name}, {state}, input "
-        f"{format_shape(item.spec.input_shape)}, {len(item.class_names)} classes"
-    )
-    return 0
 
 
 def _add_train(sub: Any, add_set_option: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -137,10 +102,10 @@ def _flag_dest(path: str) -> str:
 def _add_eval(sub: Any) -> None:
     evaluate = sub.add_parser(
         "eval",
-        help="test a checkpoint (or a spec started from "
-        "--init-from): accuracy and confusion matrix",
+        help="test a checkpoint, an exported .onnx file (fp32 or int8, run by ONNX Runtime) "
+        "or a spec started from --init-from: accuracy and confusion matrix",
     )
-    evaluate.add_argument("checkpoint", metavar="CHECKPOINT_OR_SPEC")
+    evaluate.add_argument("checkpoint", metavar="CHECKPOINT_ONNX_OR_SPEC")
     add_init_options(evaluate)
     evaluate.add_argument("--data-dir", metavar="DIR", help="dataset root")
     evaluate.add_argument("--device", choices=DEVICES, default="auto")
@@ -248,7 +213,11 @@ def _train_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    if is_checkpoint_path(args.checkpoint):
+    if args.checkpoint.lower().endswith(".onnx"):
+        from .export.runtime import evaluate_onnx
+
+        result = evaluate_onnx(args.checkpoint, args.data_dir)
+    elif is_checkpoint_path(args.checkpoint):
         from .inference import evaluate_checkpoint
 
         result = evaluate_checkpoint(args.checkpoint, args.data_dir, args.device)
@@ -259,7 +228,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result = evaluate_spec(spec, args.init_from, args.data_dir, args.device)
     else:
         raise NetbuilderError(
-            f"{args.checkpoint}: eval tests a checkpoint (.pt), or a spec "
+            f"{args.checkpoint}: eval tests a checkpoint (.pt), an exported .onnx file, or a spec "
             "with the weights --init-from names"
         )
     print(format_evaluation(result))
@@ -293,8 +262,9 @@ def format_evaluation(result: Any) -> str:
     )
     return "\n".join(
         [
-            f"{result.checkpoint}: spec {result.spec_name}, epoch {result.epoch}, "
-            f"dataset {result.dataset}",
+            f"{result.checkpoint}: spec {result.spec_name}, "
+            + ("" if result.epoch is None else f"epoch {result.epoch}, ")
+            + f"dataset {result.dataset}",
             f"test loss {result.loss:.4f}, accuracy {result.accuracy:.2%} "
             f"({correct}/{result.num_samples})",
             "",

@@ -45,7 +45,7 @@ class EvalResult:
     checkpoint: Path
     spec_name: str
     dataset: str
-    epoch: int
+    epoch: int | None  # None: an ONNX file, which does not record it
     loss: float
     accuracy: float
     per_class_accuracy: list[float]

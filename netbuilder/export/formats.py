@@ -1,5 +1,4 @@
-"""`export CHECKPOINT_OR_SPEC --format onnx|exported-program|torchscript --out FILE`: a model
-in the formats it ships in, through PyTorch's own exporters, with what a user of the file needs
+"""The formats a model ships in, through PyTorch's own exporters, with what a user of the file needs
 to feed it: the spec, the input shape, the normalisation and the class names.
 
 ONNX (viewed in Netron, run by onnxruntime) comes from `torch.onnx.export` (the torch.export
@@ -22,15 +21,15 @@ import torch
 import yaml
 from torch import nn
 
-from . import __version__
-from .compiler import build_model, compile_spec
-from .compiler.heads import output_kind
-from .compiler.plain import plain_spec
-from .data.files import atomic_write_bytes, check_target, is_checkpoint_path
-from .errors import NetbuilderError
-from .spec import read_spec
-from .spec.datasets import dataset_info
-from .spec.types import Spec
+from .. import __version__
+from ..compiler import build_model, compile_spec
+from ..compiler.heads import output_kind
+from ..compiler.plain import plain_spec
+from ..data.files import atomic_write_bytes, check_target, is_checkpoint_path
+from ..errors import NetbuilderError
+from ..spec import read_spec
+from ..spec.datasets import dataset_info
+from ..spec.types import Spec
 
 FORMATS = ("onnx", "exported-program", "torchscript")
 METADATA_FILE = "netbuilder.json"
@@ -52,7 +51,7 @@ def load_exportable(path: str | Path, overrides: list[str] | None = None) -> Exp
     """A checkpoint's trained model, or a spec's freshly initialised one."""
     if not is_checkpoint_path(path):
         return untrained_exportable(read_spec(path, overrides))
-    from .inference import load_trained
+    from ..inference import load_trained
 
     trained = load_trained(path, torch.device("cpu"))
     normalize = trained.config.transforms.normalize
@@ -99,28 +98,35 @@ def export(item: Exportable, form: str, out: str | Path) -> Path:
     out = Path(out)
     check_target(out)  # before the export's work, not after it
     example = torch.zeros(2, *item.spec.input_shape)  # 2: a batch size free to vary
-    batch = torch.export.Dim("batch", min=1, max=65536)
+    batch = _batch_dim()
     writer = {"onnx": _onnx, "exported-program": _exported_program, "torchscript": _torchscript}
     atomic_write_bytes(out, writer[form](item, example, batch))
     return out
 
 
-def _onnx(item: Exportable, example: torch.Tensor, batch: Any) -> bytes:
-    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+def require(*modules: str, purpose: str = "--format onnx") -> None:
+    """One line naming what is missing from the optional `export` extra."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
     if missing:
         raise NetbuilderError(
-            f"--format onnx needs {' and '.join(missing)}: install the "
+            f"{purpose} needs {' and '.join(missing)}: install the "
             "optional extra, pip install -e '.[export]'"
         )
+
+
+def onnx_model(item: Exportable) -> Any:
+    """The fp32 ONNX ModelProto with a dynamic batch size and the metadata as properties."""
+    require("onnx", "onnxscript")
     import onnx
 
+    example = torch.zeros(2, *item.spec.input_shape)  # 2: a batch size free to vary
     program = torch.onnx.export(
         item.model,
         (example,),
         dynamo=True,
         input_names=["image"],
         output_names=["scores"],
-        dynamic_shapes=({0: batch},),
+        dynamic_shapes=({0: _batch_dim()},),
         verbose=False,
     )
     if program is None:  # it returns the program when given no file to write
@@ -128,7 +134,15 @@ def _onnx(item: Exportable, example: torch.Tensor, batch: Any) -> bytes:
     model = program.model_proto
     onnx.helper.set_model_props(model, metadata(item))
     model.doc_string = f"netbuilder spec '{item.spec.name}'"
-    return bytes(model.SerializeToString())
+    return model
+
+
+def _batch_dim() -> Any:
+    return torch.export.Dim("batch", min=1, max=65536)
+
+
+def _onnx(item: Exportable, example: torch.Tensor, batch: Any) -> bytes:
+    return bytes(onnx_model(item).SerializeToString())
 
 
 def _exported_program(item: Exportable, example: torch.Tensor, batch: Any) -> bytes:
