@@ -57,6 +57,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.input_size:
         return _build_sizes(args)
     spec = read_spec(args.spec, args.set)  # the compiler (and torch) only for a valid spec
+    if args.diagram:
+        return _build_diagram(spec, args)
     if args.summary or args.format == "json":  # traces a forward pass (real weights when small)
         from .report.formatting import format_json, format_table
         from .report.summary import summarize_spec
@@ -83,6 +85,19 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"{spec.source}: built {spec.name}: {len(plan)} layers, {params:,} parameters, "
         f"output {format_shape(plan[-1].out_shape)}"
     )
+    return 0
+
+
+def _build_diagram(spec: Spec, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .report.diagram import write_diagram
+    from .report.summary import planned_summary
+
+    summary, plan = planned_summary(spec)
+    check_budgets(spec, summary)
+    out = write_diagram(summary, plan, Path(args.diagram), args.expand)
+    print(f"{out}: diagram of {spec.name} ({'expanded' if args.expand else 'repeats collapsed'})")
     return 0
 
 
@@ -218,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N or HxW",
         help="check the spec at this input size instead (repeatable)",
     )
+    build.add_argument(
+        "--diagram",
+        metavar="FILE",
+        help="write a diagram: .mmd (Mermaid), .dot (Graphviz), .svg/.png (needs dot)",
+    )
+    build.add_argument("--expand", action="store_true", help="--diagram: draw every repeated copy")
     _add_set_option(build)
     build.set_defaults(handler=cmd_build)
 

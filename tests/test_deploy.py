@@ -208,3 +208,71 @@ def test_profile_times_onnxruntime_fp32_and_int8(run_cli) -> None:
 def test_profile_options_are_checked_first(run_cli, args: list[str], message: str) -> None:
     result = run_cli("profile", str(ROOT / "specs" / "gap9k.yaml"), *args)
     assert result.code == 2 and message in result.err
+
+
+# ---------------------------------------------------------------- diagrams
+
+
+def node_labels(text: str) -> list[str]:
+    return [
+        line.split('["', 1)[1]
+        for line in text.splitlines()
+        if '["' in line and "subgraph" not in line
+    ]
+
+
+def test_diagram_collapses_alike_copies_and_expand_draws_them_all(run_cli, tmp_path: Path) -> None:
+    spec = str(ROOT / "specs" / "resnet18.yaml")
+    collapsed, expanded = tmp_path / "r.mmd", tmp_path / "r_all.mmd"
+    assert run_cli("build", spec, "--diagram", str(collapsed)).code == 0
+    assert run_cli("build", spec, "--diagram", str(expanded), "--expand").code == 0
+    short, full = collapsed.read_text(), expanded.read_text()
+    layers = [p.node.name for p in compile_spec(netbuilder.read_spec(spec), device="meta")[1]]
+    assert len(node_labels(full)) == len(layers) + 1  # every layer and the input
+    assert all(f'["{name}<br/>' in full for name in layers)
+    # layer1's two blocks are alike: one copy drawn, marked x 2; layer2.2 differs from
+    # layer2.1 (which downsamples), so both stay
+    assert "subgraph" in short and "layer1.1-2 x 2" in short
+    assert '["layer1.2.' not in short and '["layer2.1.' in short and '["layer2.2.' in short
+
+
+def test_diagram_shows_a_merge_reading_both_inputs(tmp_path: Path) -> None:
+    from netbuilder.report.diagram import diagram
+    from netbuilder.report.summary import planned_summary
+
+    summary, plan = planned_summary(netbuilder.read_spec(ROOT / "specs" / "resnet8_mnist.yaml"))
+    picture = diagram(summary, plan)
+    ids = {label.split("<br/>")[0]: node for node, label, _ in picture.nodes}
+    into_add = {a for a, b in picture.edges if b == ids["stage1.1.add1"]}
+    assert into_add == {ids["stem"], ids["stage1.1.conv2"]}  # the residual edge is drawn
+
+
+def test_a_repeated_single_layer_is_one_node_marked_with_its_count(tmp_path: Path) -> None:
+    from netbuilder.report.diagram import diagram
+    from netbuilder.report.summary import planned_summary
+
+    spec = netbuilder.read_spec(ROOT / "specs" / "mobilenet_v1.yaml")  # one dw_sep, repeat: 5
+    summary, plan = planned_summary(spec)
+    labels = [label for _, label, _ in diagram(summary, plan).nodes]
+    assert sum(" x 5<br/>" in label for label in labels) == 1
+    assert len(labels) == len(plan) + 1 - 4
+    expanded = [label for _, label, _ in diagram(summary, plan, expand=True).nodes]
+    assert len(expanded) == len(plan) + 1 and not any(" x " in label for label in expanded)
+
+
+def test_dot_diagram_and_formats_that_need_graphviz(run_cli, tmp_path: Path) -> None:
+    import shutil
+
+    spec = str(ROOT / "specs" / "squeezenet_v11.yaml")
+    dot = tmp_path / "s.dot"
+    assert run_cli("build", spec, "--diagram", str(dot)).code == 0
+    text = dot.read_text()
+    assert text.startswith("digraph") and text.count("{") == text.count("}")
+    assert "fire2" in text and "->" in text
+    svg = run_cli("build", spec, "--diagram", str(tmp_path / "s.svg"))
+    if shutil.which("dot"):
+        assert svg.code == 0 and (tmp_path / "s.svg").read_text().lstrip().startswith("<")
+    else:
+        assert svg.code == 2 and "needs Graphviz's dot program" in svg.err
+    unknown = run_cli("build", spec, "--diagram", str(tmp_path / "s.txt"))
+    assert unknown.code == 2 and "unknown format '.txt'" in unknown.err
