@@ -4,6 +4,7 @@ point and writes its table and plot."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,23 @@ def test_zoo_page_is_current() -> None:
     assert (ROOT / "docs" / "zoo.md").read_text(encoding="utf-8") == page, "run `make zoo`"
     for spec in (ROOT / "specs").glob("*.yaml"):
         assert f"[{spec.stem}](../specs/{spec.name})" in page
+
+
+def test_zoo_shows_deploy_figures_and_a_diagram_per_spec(tmp_path: Path) -> None:
+    (tmp_path / "mnist.json").write_text("{}")
+    row = {
+        "spec": "model5",
+        "fp32_acc": 99.43,
+        "int8_acc": 99.41,
+        "int8_kib": 33.3,
+        "ort_int8_b1_ms": 0.123,
+    }
+    (tmp_path / "deploy.json").write_text(json.dumps([row]))
+    page = zoo_page(ROOT / "specs", tmp_path / "mnist.json")
+    model5 = next(line for line in page.splitlines() if line.startswith("| [model5]"))
+    assert "99.41% (99.43%)" in model5 and "33.3 KiB" in model5 and "0.123 ms" in model5
+    specs = list((ROOT / "specs").glob("*.yaml"))
+    assert page.count("```mermaid\nflowchart TD") == len(specs)
 
 
 def test_readme_links_the_zoo() -> None:
