@@ -68,6 +68,24 @@ def without_timing(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 # ---------------------------------------------------------------- config
 
 
+def test_evaluation_runs_in_inference_mode() -> None:
+    """No autograd graph and no version counters for the test pass."""
+    from netbuilder.data.loader import BatchLoader, ImageDataset
+    from netbuilder.training.evaluation import evaluate_model
+
+    seen: list[bool] = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(torch.is_inference_mode_enabled())
+            return x.flatten(1)[:, :10]
+
+    images = torch.zeros(8, 1, 4, 4, dtype=torch.uint8)
+    dataset = ImageDataset(images, torch.zeros(8, dtype=torch.long), [str(i) for i in range(10)])
+    stats = evaluate_model(Probe(), BatchLoader(dataset, 4, train=False), 10)
+    assert seen == [True, True] and int(stats.confusion.sum()) == 8
+
+
 def test_train_config_fills_defaults_under_partial_sections(tmp_path: Path) -> None:
     spec = load_spec_data(tmp_path, train={"optimizer": {"name": "adam"}})
     config = spec.train
@@ -185,6 +203,11 @@ def test_short_run_writes_the_run_folder(
     rows = read_metrics(run_dir / "metrics.csv")
     assert tuple(rows[0]) == METRIC_FIELDS
     assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    for row in rows:  # the epoch's time split into its training and its test pass
+        train_s, test_s, total = (
+            float(row[k]) for k in ("train_seconds", "test_seconds", "seconds")
+        )
+        assert train_s > 0 and test_s > 0 and train_s + test_s <= total + 1e-6
     assert float(rows[-1]["test_acc"]) > 0.5  # chance is 0.1
     assert result.best_test_acc == max(float(row["test_acc"]) for row in rows)
     for image in ("curves.png", "confusion.png"):
@@ -200,6 +223,7 @@ def test_short_run_writes_the_run_folder(
     assert "conv_bn1" in (run_dir / "summary.txt").read_text()
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch")]
     assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all("(train " in line and "s, test " in line for line in lines)  # the split
 
 
 @pytest.mark.slow

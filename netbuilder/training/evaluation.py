@@ -51,7 +51,7 @@ class EvalStats:
         return (self.confusion.diag().double() / totals).tolist()
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd graph, no version counters: a test pass costs what it must
 def evaluate_model(
     model: nn.Module,
     loader: BatchLoader,

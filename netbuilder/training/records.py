@@ -32,8 +32,15 @@ METRIC_FIELDS = (
     "lr",
     "seconds",
     "images_per_s",
+    "train_seconds",
+    "test_seconds",
 )
-TIMING_FIELDS = ("seconds", "images_per_s")  # the only columns that differ between equal runs
+TIMING_FIELDS = (
+    "seconds",
+    "images_per_s",
+    "train_seconds",
+    "test_seconds",
+)  # the only columns that differ between equal runs
 RUNS_DIR = Path("runs")
 
 
@@ -146,9 +153,16 @@ def format_epoch_line(row: dict[str, Any], epochs: int) -> str:
     return (
         f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f} "
         f"acc {row['train_acc']:.2%} | test loss {row['test_loss']:.4f} "
-        f"acc {row['test_acc']:.2%}{trained} | lr {row['lr']:.3g} | {row['seconds']:.1f}s "
-        f"{row['images_per_s']:,.0f} img/s"
+        f"acc {row['test_acc']:.2%}{trained} | lr {row['lr']:.3g} | {row['seconds']:.1f}s"
+        f"{split_time(row)} {row['images_per_s']:,.0f} img/s"
     )
+
+
+def split_time(row: dict[str, Any]) -> str:
+    """' (train 8.1s, test 1.2s)' where the row has both (rows of older runs do not)."""
+    if "train_seconds" not in row or "test_seconds" not in row:
+        return ""
+    return f" (train {row['train_seconds']:.1f}s, test {row['test_seconds']:.1f}s)"
 
 
 class EpochProgress:
@@ -194,6 +208,7 @@ class EpochProgress:
             acc=f"{row['train_acc']:.2%}",
             test_acc=f"{row['test_acc']:.2%}",
             img_s=f"{row['images_per_s']:,.0f}",
+            **({"time": split_time(row).strip(" ()")} if split_time(row) else {}),
         )
 
     def close(self) -> None:
