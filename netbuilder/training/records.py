@@ -203,13 +203,15 @@ class EpochProgress:
             if self.enabled:
                 tqdm.write(format_epoch_line(row, self.epochs), file=self.stream)
             return
-        self.bar.set_postfix(
-            loss=f"{row['train_loss']:.4f}",
-            acc=f"{row['train_acc']:.2%}",
-            test_acc=f"{row['test_acc']:.2%}",
-            img_s=f"{row['images_per_s']:,.0f}",
-            **({"time": split_time(row).strip(" ()")} if split_time(row) else {}),
-        )
+        postfix: dict[str, object] = {
+            "loss": f"{row['train_loss']:.4f}",
+            "acc": f"{row['train_acc']:.2%}",
+            "test_acc": f"{row['test_acc']:.2%}",
+            "img_s": f"{row['images_per_s']:,.0f}",
+        }
+        if split_time(row):
+            postfix["time"] = split_time(row).strip(" ()")
+        self.bar.set_postfix(postfix)
 
     def close(self) -> None:
         self.bar.close()
