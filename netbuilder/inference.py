@@ -167,7 +167,7 @@ def evaluate(
     data_dir: str | Path | None,
     device: torch.device,
     source: Path,
-    epoch: int,
+    epoch: int | None,
     class_names: list[str],
 ) -> EvalResult:
     test_set = load_split(spec, config, False, data_dir)

@@ -131,15 +131,6 @@ class Int8Report:
         return 100 * (self.fp32_accuracy - self.int8_accuracy)
 
 
-def input_config(item: Exportable) -> TrainConfig:
-    """The spec's train section with the normalisation the exported model expects."""
-    transforms = item.spec.train.transforms
-    normalize = transforms.normalize.__class__(mean=item.mean, std=item.std)
-    return item.spec.train.replace(
-        transforms=transforms.__class__(normalize=normalize, augment=transforms.augment)
-    )
-
-
 def int8_export(
     item: Exportable,
     calibration: int = CALIBRATION_IMAGES,
@@ -150,7 +141,7 @@ def int8_export(
     both models scored on the test split by ONNX Runtime, so the drop is measured, not hoped."""
     import onnx
 
-    config = input_config(item)
+    config = item.spec.train.with_normalization(item.mean, item.std)
     fp32_model = onnx_model(item)
     unknown = sorted(set(keep_fp32) - {node.name for node in fp32_model.graph.node})
     if unknown:

@@ -18,14 +18,12 @@ from torch import Tensor, nn
 
 from ..data.files import is_checkpoint_path
 from ..errors import NetbuilderError
-from ..inference import EvalResult
+from ..inference import EvalResult, evaluate
 from ..report.timing import Timing, measure
 from ..spec.config import TrainConfig
 from ..spec.document import SpecDocument
 from ..spec.types import Spec
 from ..spec.validate import validate
-from ..training.evaluation import evaluate_model
-from ..training.inputs import load_split, make_loader
 from .formats import require
 
 INPUT_NAME = "image"
@@ -58,7 +56,8 @@ class OnnxModule(nn.Module):
         self.ort_session = ort_session
 
     def forward(self, x: Tensor) -> Tensor:
-        scores = self.ort_session.run(None, {INPUT_NAME: x.detach().cpu().float().numpy()})[0]
+        image = x.detach().cpu().float().contiguous()  # channels_last input: NCHW for ONNX
+        scores = self.ort_session.run(None, {INPUT_NAME: image.numpy()})[0]
         return torch.from_numpy(scores)
 
 
@@ -93,13 +92,7 @@ def read_onnx(path: str | Path) -> OnnxFile:
         )
     spec = validate(SpecDocument(yaml.safe_load(properties["netbuilder.spec"]), source=str(path)))
     normalize = json.loads(properties["netbuilder.normalize"])
-    transforms = spec.train.transforms
-    config = spec.train.replace(
-        transforms=transforms.__class__(
-            normalize=transforms.normalize.__class__(mean=normalize["mean"], std=normalize["std"]),
-            augment=transforms.augment,
-        )
-    )
+    config = spec.train.with_normalization(normalize["mean"], normalize["std"])
     names = [str(name) for name in json.loads(properties["netbuilder.class_names"])]
     return OnnxFile(path, spec, config, names, properties)
 
@@ -113,18 +106,15 @@ def evaluate_onnx(
 
 
 def evaluate_session(ort_session: Any, item: OnnxFile, data_dir: str | Path | None) -> EvalResult:
-    test_set = load_split(item.spec, item.config, False, data_dir)
-    loader = make_loader(item.spec, item.config, test_set, False, torch.device("cpu"))
-    stats = evaluate_model(OnnxModule(ort_session), loader, item.spec.num_classes)
-    return EvalResult(
+    """`inference.evaluate`, the checkpoint's scoring, with the session as the model."""
+    return evaluate(
+        OnnxModule(ort_session),
+        item.spec,
+        item.config,
+        data_dir,
+        torch.device("cpu"),
         item.path,
-        item.spec.name,
-        item.config.dataset,
         None,  # an ONNX file does not say which epoch it was exported from
-        stats.loss,
-        stats.accuracy,
-        stats.per_class_accuracy,
-        stats.confusion,
         item.class_names,
     )
 

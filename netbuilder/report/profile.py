@@ -66,6 +66,11 @@ class Profile:
     def layer_sum(self, index: int) -> float:
         return sum(layer.times[index].median for layer in self.layers)
 
+    def share(self, layer: LayerTime, index: int) -> float:
+        """The layer's part of the sum of the layers at batch size number `index`."""
+        total = self.layer_sum(index)
+        return layer.times[index].median / total if total > 0 else 0.0
+
     def coverage(self, index: int) -> float:
         """The sum of the layers' medians over the whole forward's median."""
         whole = self.whole[index].median

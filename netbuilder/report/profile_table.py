@@ -34,11 +34,10 @@ def format_profile(profile: Profile) -> str:
         row: list[Any] = [layer.name, layer.block, shape, f"{layer.macs:,}"]
         for index, batch in enumerate(profile.batch_sizes):
             timing = layer.times[index]
-            share = timing.median / profile.layer_sum(index) if profile.layer_sum(index) else 0
             row += [
                 format_duration(timing.median),
                 f"±{timing.spread / 2:.0%}",
-                f"{share:.1%}",
+                f"{profile.share(layer, index):.1%}",
                 macs_per_us(layer.macs, batch, timing),
             ]
         rows.append(row)
@@ -87,8 +86,5 @@ def profile_json(profile: Profile) -> dict[str, Any]:
     data["coverage"] = [profile.coverage(i) for i in range(len(profile.batch_sizes))]
     data["layer_sum"] = [profile.layer_sum(i) for i in range(len(profile.batch_sizes))]
     for layer, row in zip(profile.layers, data["layers"], strict=True):
-        row["share"] = [
-            t.median / profile.layer_sum(i) if profile.layer_sum(i) else 0.0
-            for i, t in enumerate(layer.times)
-        ]
+        row["share"] = [profile.share(layer, i) for i in range(len(profile.batch_sizes))]
     return data

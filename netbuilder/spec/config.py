@@ -178,6 +178,12 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
+    def with_normalization(self, mean: list[float] | None, std: list[float] | None) -> TrainConfig:
+        """This config normalising with `mean` and `std` (training's resolved statistics, or
+        what an exported model was trained with); the augmentation is kept."""
+        normalize = dataclasses.replace(self.transforms.normalize, mean=mean, std=std)
+        return self.replace(transforms=dataclasses.replace(self.transforms, normalize=normalize))
+
 
 def from_data(cls: type, data: dict[str, Any]) -> Any:
     """Instantiate a config dataclass from plain data, recursively; absent keys keep defaults."""

@@ -66,12 +66,7 @@ def resolve_normalization(config: TrainConfig, train_set: ImageDataset) -> Train
     if normalize.mean is not None and normalize.std is not None:
         return config
     mean, std = dataset_info(config.dataset).known_statistics() or train_set.statistics()
-    resolved = normalize.__class__(mean=normalize.mean or mean, std=normalize.std or std)
-    return config.replace(
-        transforms=config.transforms.__class__(
-            normalize=resolved, augment=config.transforms.augment
-        )
-    )
+    return config.with_normalization(normalize.mean or mean, normalize.std or std)
 
 
 def make_transform(spec: Spec, config: TrainConfig) -> BatchTransform:

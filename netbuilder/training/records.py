@@ -209,8 +209,9 @@ class EpochProgress:
             "test_acc": f"{row['test_acc']:.2%}",
             "img_s": f"{row['images_per_s']:,.0f}",
         }
-        if split_time(row):
-            postfix["time"] = split_time(row).strip(" ()")
+        split = split_time(row)
+        if split:
+            postfix["time"] = split.strip(" ()")
         self.bar.set_postfix(postfix)
 
     def close(self) -> None:
