@@ -274,3 +274,20 @@ def test_squeezenet_v11_keeps_the_seed_sizes() -> None:
     sizes = {p.node.name: p.out_shape[1] for p in plan if len(p.out_shape) == 3}
     assert {name: sizes[name] for name in SQUEEZENET_V11_SIZES} == SQUEEZENET_V11_SIZES
     assert spec.input_shape == (1, 96, 96) and plan[-1].out_shape == (10,)
+
+
+def test_model5_family_at_model5s_values_is_model5() -> None:
+    """The searched family is the seed's Model 5 with its widths, dropout and rate as params:
+    at the seed's values (6, 16, 20, 10% dropout) it is model5 layer for layer, 8,018 params."""
+    seed = read_spec(ROOT / "specs" / "model5.yaml")
+    family = read_spec(
+        ROOT / "specs" / "model5_family.yaml",
+        ["params.mid=16", "params.wide=20", "params.squeeze=6", "params.dropout=0.1"],
+    )
+    seed_model, seed_plan = compile_spec(seed, device="meta")
+    model, plan = compile_spec(family, device="meta")
+    assert [(p.node.name, p.node.block, p.out_shape) for p in plan] == [
+        (p.node.name, p.node.block, p.out_shape) for p in seed_plan
+    ]
+    assert str(model) == str(seed_model)
+    assert count_params(model)[0] == count_params(seed_model)[0] == 8018
