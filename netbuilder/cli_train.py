@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, Literal, get_args, get_origin
 
-from .data.files import is_checkpoint_path
+from .data.files import is_checkpoint_path, is_onnx_path
 from .errors import NetbuilderError
 from .spec import Spec
 from .spec import read_spec as read_spec_quietly
@@ -213,7 +213,7 @@ def _train_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    if args.checkpoint.lower().endswith(".onnx"):
+    if is_onnx_path(args.checkpoint):
         from .export.runtime import evaluate_onnx
 
         result = evaluate_onnx(args.checkpoint, args.data_dir)

@@ -23,6 +23,11 @@ def is_checkpoint_path(path: str | Path) -> bool:
     return Path(path).suffix in CHECKPOINT_SUFFIXES
 
 
+def is_onnx_path(path: str | Path) -> bool:
+    """An exported ONNX model by its name (`eval` scores it with ONNX Runtime)."""
+    return Path(path).suffix.lower() == ".onnx"
+
+
 def check_target(path: Path) -> None:
     """What netbuilder writes may replace a regular file, never anything else: not a device
     (`--out /dev/null`, as root, would lose the device), a folder, a pipe or a link."""

@@ -16,7 +16,6 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from ..data.files import is_checkpoint_path
 from ..errors import NetbuilderError
 from ..inference import EvalResult, evaluate
 from ..report.timing import Timing, measure
@@ -27,10 +26,6 @@ from ..spec.validate import validate
 from .formats import require
 
 INPUT_NAME = "image"
-
-
-def is_onnx_path(path: str | Path) -> bool:
-    return str(path).lower().endswith(".onnx") and not is_checkpoint_path(path)
 
 
 def session(model: bytes | str | Path, threads: int | None = None) -> Any:
