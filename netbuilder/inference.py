@@ -173,7 +173,11 @@ def evaluate(
     test_set = load_split(spec, config, False, data_dir)
     loader = make_loader(spec, config, test_set, False, device)
     stats = evaluate_model(
-        model, loader, spec.num_classes, autocast_dtype(config.amp, device), config.channels_last
+        model,
+        loader,
+        spec.num_classes,
+        autocast_dtype(config.amp, device),
+        config.channels_last is True,  # scoring times nothing: auto is the plain layout
     )
     return EvalResult(
         source,

@@ -154,6 +154,8 @@ def _describe(schema: dict[str, Any]) -> str:
         return repr(schema["const"])
     if schema.get("type") == "null":
         return "null"
+    if "enum" in schema:
+        return " or ".join(repr(value) for value in schema["enum"])
     if schema.get("type") == "array":
         return f"a list of {schema.get('minItems')} {schema['items'].get('type', 'value')}s"
     kind = schema.get("type", "value")

@@ -32,13 +32,15 @@ def resolve_device(name: str) -> torch.device:
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast precision for `train.amp` on `device`; None: full precision.
 
-    auto: bf16 on CUDA where the GPU has it (no loss scaling needed), else fp16; full precision
-    elsewhere. bf16 runs on CPUs too (fast where they have bf16 instructions: `make bench`);
+    device: bf16 on CUDA where the GPU has it (no loss scaling needed), else fp16; full
+    precision elsewhere. auto is settled by timing (`training.speed`) before a run trains;
+    where nothing is timed (scoring a spec), it is the device's choice.
+    bf16 runs on CPUs too (fast where they have bf16 instructions: `make bench`);
     fp16 is for CUDA only.
     """
-    if amp == "none" or (amp == "auto" and device.type != "cuda"):
+    if amp == "none" or (amp in ("device", "auto") and device.type != "cuda"):
         return None
-    if amp == "auto":
+    if amp in ("device", "auto"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if amp == "fp16" and device.type != "cuda":
         raise NetbuilderError(

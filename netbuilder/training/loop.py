@@ -147,7 +147,7 @@ def build_session(
     )
     freeze(model, config.freeze)
     model = model.to(device)
-    if config.channels_last:
+    if config.channels_last is True:  # `auto` is settled before a session is built
         model = model.to(memory_format=torch.channels_last)
     model, forward = wrap(model, cluster, device, config.sync_batchnorm)
     ema = weight_average(model, config.ema) if config.ema else None
@@ -171,7 +171,7 @@ def build_session(
         ),
         device=device,
         amp_dtype=amp_dtype,
-        channels_last=config.channels_last,
+        channels_last=config.channels_last is True,
         initialised=initialised,
     )
 

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from ..compiler import compile_spec
 from ..errors import NetbuilderError, raise_if_any
 from ..report.formatting import format_table
 from ..report.requirements import accuracy_miss, budget_errors
 from ..report.summary import summarize_spec
-from ..spec.config import RESUME_FREE, TrainConfig, config_errors
+from ..spec.config import MEASURED, RESUME_FREE, TrainConfig, config_errors
 from ..spec.requires import Requirements
 from ..spec.types import Spec
+from . import speed
 from .checkpoint import (
     BEST,
     FORMAT_VERSION,
@@ -45,6 +48,7 @@ from .records import (
     write_spec_yaml,
     write_text,
 )
+from .speed import SpeedChoice
 
 
 @dataclass
@@ -258,6 +262,27 @@ def run_details(
     return details
 
 
+def settle_speed(
+    spec: Spec,
+    config: TrainConfig,
+    device: torch.device,
+    run_dir: Path,
+    resume: bool,
+    cluster: Cluster,
+) -> tuple[TrainConfig, SpeedChoice | None]:
+    """`auto` amp / channels_last made concrete: a resume keeps what its first run chose
+    (read back from last.pt), a new run measures on the main rank and every rank follows."""
+    if not speed.is_measured(config):
+        return config, None
+    if resume and (run_dir / LAST).exists():
+        stored = load_checkpoint(run_dir / LAST, map_location="cpu")["train_config"]
+        kept = {key: stored[key] for key in speed.SETTINGS if getattr(config, key) == MEASURED}
+        return replace(config, **kept), None
+    measured = speed.measure(spec, config, device) if cluster.is_main else None
+    choice: SpeedChoice = from_main(measured, cluster)
+    return speed.apply(config, choice.best), choice
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -341,6 +366,11 @@ def _train(
 ) -> RunResult:
     main = cluster.is_main
     config, loaders = prepare_data(spec, config, data_dir, device, progress, cluster)
+    config, timed = settle_speed(spec, config, device, run_dir, resume, cluster)
+    if main and timed is not None:
+        (run_dir / speed.SPEED_FILE).write_text(json.dumps(timed.to_dict(), indent=2) + "\n")
+        if progress:
+            tqdm.write(timed.describe(), file=sys.stderr)
     session = build_session(
         spec, config, device, len(loaders.train), cluster, initialise=not resume
     )
