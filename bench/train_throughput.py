@@ -6,6 +6,9 @@ Seed style = torchvision `datasets.MNIST` + `transforms` (Resize, ToTensor, Norm
 Both sides train the same architecture at the same batch size in the same process, alternating
 rounds so that machine noise hits both alike; the figure is the median of the rounds.
 
+The `runner auto` row is `train.amp: auto` with `train.channels_last: auto`: each round
+settles them by timing, as `train` does, then trains with what it kept (listed per round).
+
     python bench/train_throughput.py [--rounds 3] [--batches 60] [--compile]
 """
 
@@ -29,6 +32,7 @@ from torchvision import transforms  # noqa: E402
 import netbuilder  # noqa: E402
 from netbuilder.data.loader import ImageDataset  # noqa: E402
 from netbuilder.data.sources import resolve_data_dir  # noqa: E402
+from netbuilder.training import speed  # noqa: E402
 from netbuilder.training.inputs import load_split, make_loader, resolve_normalization  # noqa: E402
 from netbuilder.training.loop import build_session, train_epoch  # noqa: E402
 from netbuilder.training.records import EpochProgress  # noqa: E402
@@ -142,13 +146,19 @@ def time_seed_style(model: nn.Module, loader, batches: int, warmup: int = 3) -> 
 
 
 def time_runner(
-    name: str, batches: int, data_dir: Path, overrides: list[str]
+    name: str, batches: int, data_dir: Path, overrides: list[str], picks: list[str]
 ) -> tuple[float, float]:
-    """Images/s of netbuilder's train_epoch over `batches` batches, and its warm-up seconds."""
+    """Images/s of netbuilder's train_epoch over `batches` batches, and its warm-up seconds.
+    An `auto` setting is settled first, as `train` does (its timing is not in the rate; the
+    label it kept is appended to `picks`)."""
     spec = netbuilder.read_spec(ROOT / "specs" / f"{name}.yaml", [*overrides, "train.device=cpu"])
     device = torch.device("cpu")
     train_set = load_split(spec, spec.train, True, data_dir, progress=False)
     config = resolve_normalization(spec.train, train_set)
+    if speed.is_measured(config):
+        choice = speed.measure(spec, config, device)
+        config = speed.apply(config, choice.best)
+        picks.append(choice.best.label)
     count = (batches + 3) * config.batch_size
     subset = ImageDataset(train_set.images[:count], train_set.labels[:count], train_set.classes)
     loader = make_loader(spec, config, subset, True, device)
@@ -192,6 +202,7 @@ def main() -> int:
         "runner fp32": [*fp32, "train.channels_last=false"],
         "runner fp32 channels_last": [*fp32, "train.channels_last=true"],
         "runner bf16 channels_last": ["train.amp=bf16", "train.channels_last=true"],
+        "runner auto": ["train.amp=auto", "train.channels_last=auto"],
     }
     if args.compile:
         variants["runner compiled"] = [*fp32, "train.compile=true"]
@@ -200,11 +211,12 @@ def main() -> int:
         batches = args.batches if name == "model5" else max(8, args.batches // 6)
         results: dict[str, list[float]] = {"seed-style": [], **{v: [] for v in variants}}
         warmups: dict[str, float] = {}
+        picks: list[str] = []
         loader = seed_style_loader(size, 128, data_dir)
         for _ in range(args.rounds):
             results["seed-style"].append(time_seed_style(factory(), loader, batches))
             for variant, overrides in variants.items():
-                speed, warmup = time_runner(name, batches, data_dir, overrides)
+                speed, warmup = time_runner(name, batches, data_dir, overrides, picks)
                 results[variant].append(speed)
                 warmups[variant] = warmup
         baseline = statistics.median(results["seed-style"])
@@ -212,6 +224,8 @@ def main() -> int:
         for variant, speeds in results.items():
             speed = statistics.median(speeds)
             extra = f", compile warm-up {warmups[variant]:.1f} s" if warmups.get(variant) else ""
+            if variant == "runner auto":
+                extra += f", kept {' / '.join(picks)}"
             print(f"  {variant:<26} {speed:8.0f} img/s   x{speed / baseline:.2f}{extra}")
         print(
             f"  forward+backward time, spec module / hand-written module: "
