@@ -7,7 +7,7 @@ import copy
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from ..errors import NetbuilderError, raise_if_any
 from ..report.formatting import format_table
 from ..report.requirements import accuracy_miss, budget_errors
 from ..report.summary import summarize_spec
-from ..spec.config import MEASURED, RESUME_FREE, TrainConfig, config_errors
+from ..spec.config import RESUME_FREE, TrainConfig, config_errors
 from ..spec.requires import Requirements
 from ..spec.types import Spec
 from . import speed
@@ -275,9 +275,10 @@ def settle_speed(
     if not speed.is_measured(config):
         return config, None
     if resume and (run_dir / LAST).exists():
-        stored = load_checkpoint(run_dir / LAST, map_location="cpu")["train_config"]
-        kept = {key: stored[key] for key in speed.SETTINGS if getattr(config, key) == MEASURED}
-        return replace(config, **kept), None
+        first = TrainConfig.from_data(
+            load_checkpoint(run_dir / LAST, map_location="cpu")["train_config"]
+        )
+        return speed.keep(config, first), None
     measured = speed.measure(spec, config, device) if cluster.is_main else None
     choice: SpeedChoice = from_main(measured, cluster)
     return speed.apply(config, choice.best), choice

@@ -21,7 +21,6 @@ from .device import synchronize
 
 WARMUP_STEPS = 2  # the first steps allocate and pick kernels: never timed
 STEPS_PER_ROUND = 3  # steps timed per candidate and round
-SETTINGS = ("amp", "channels_last")  # the train: fields `auto` may stand for
 SPEED_FILE = "speed.json"  # in the run folder: each candidate's rate and the one kept
 ROUNDS = 3  # interleaved rounds; the median step of all of them is the candidate's rate
 
@@ -86,6 +85,17 @@ def candidates(config: TrainConfig, device: torch.device) -> list[Candidate]:
         for layout in layouts
         if not (both and amp != "none" and not layout)
     ]
+
+
+def keep(config: TrainConfig, first: TrainConfig) -> TrainConfig:
+    """`config` with each `auto` replaced by what the run's first part settled it to."""
+    return replace(
+        config,
+        amp=first.amp if config.amp == MEASURED else config.amp,
+        channels_last=(
+            first.channels_last if config.channels_last == MEASURED else config.channels_last
+        ),
+    )
 
 
 def apply(config: TrainConfig, candidate: Candidate) -> TrainConfig:
