@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from ..compiler import compile_spec
 from ..errors import NetbuilderError, raise_if_any
@@ -48,7 +46,6 @@ from .records import (
     write_spec_yaml,
     write_text,
 )
-from .speed import SpeedChoice
 
 
 @dataclass
@@ -262,28 +259,6 @@ def run_details(
     return details
 
 
-def settle_speed(
-    spec: Spec,
-    config: TrainConfig,
-    device: torch.device,
-    run_dir: Path,
-    resume: bool,
-    cluster: Cluster,
-) -> tuple[TrainConfig, SpeedChoice | None]:
-    """`auto` amp / channels_last made concrete: a resume keeps what its first run chose
-    (read back from last.pt), a new run measures on the main rank and every rank follows."""
-    if not speed.is_measured(config):
-        return config, None
-    if resume and (run_dir / LAST).exists():
-        first = TrainConfig.from_data(
-            load_checkpoint(run_dir / LAST, map_location="cpu")["train_config"]
-        )
-        return speed.keep(config, first), None
-    measured = speed.measure(spec, config, device) if cluster.is_main else None
-    choice: SpeedChoice = from_main(measured, cluster)
-    return speed.apply(config, choice.best), choice
-
-
 # ---------------------------------------------------------------- the run
 
 
@@ -367,11 +342,9 @@ def _train(
 ) -> RunResult:
     main = cluster.is_main
     config, loaders = prepare_data(spec, config, data_dir, device, progress, cluster)
-    config, timed = settle_speed(spec, config, device, run_dir, resume, cluster)
+    config, timed = speed.settle(spec, config, device, run_dir / LAST if resume else None, cluster)
     if main and timed is not None:
-        (run_dir / speed.SPEED_FILE).write_text(json.dumps(timed.to_dict(), indent=2) + "\n")
-        if progress:
-            tqdm.write(timed.describe(), file=sys.stderr)
+        speed.record(run_dir, timed, progress)
     session = build_session(
         spec, config, device, len(loaders.train), cluster, initialise=not resume
     )

@@ -9,15 +9,21 @@ the run's spec.yaml and checkpoints record them and a resume reuses them.
 
 from __future__ import annotations
 
+import json
 import statistics
+import sys
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from ..spec.config import MEASURED, TrainConfig
 from ..spec.types import Spec
+from .checkpoint import load_checkpoint
 from .device import synchronize
+from .distributed import Cluster, from_main
 
 WARMUP_STEPS = 2  # the first steps allocate and pick kernels: never timed
 STEPS_PER_ROUND = 3  # steps timed per candidate and round
@@ -134,3 +140,29 @@ def measure(spec: Spec, config: TrainConfig, device: torch.device) -> SpeedChoic
                     synchronize(device)
                     steps[option].append(time.perf_counter() - start)
     return SpeedChoice({option: batch / statistics.median(steps[option]) for option in options})
+
+
+def settle(
+    spec: Spec,
+    config: TrainConfig,
+    device: torch.device,
+    resumed_from: Path | None,
+    cluster: Cluster,
+) -> tuple[TrainConfig, SpeedChoice | None]:
+    """`auto` made concrete: a resume keeps what its first run chose (read back from its
+    last.pt), a new run measures on the main rank and every rank follows."""
+    if not is_measured(config):
+        return config, None
+    if resumed_from is not None and resumed_from.exists():
+        first = load_checkpoint(resumed_from, map_location="cpu")["train_config"]
+        return keep(config, TrainConfig.from_data(first)), None
+    measured = measure(spec, config, device) if cluster.is_main else None
+    choice: SpeedChoice = from_main(measured, cluster)
+    return apply(config, choice.best), choice
+
+
+def record(run_dir: Path, choice: SpeedChoice, progress: bool) -> None:
+    """speed.json in the run folder, and the one line before the first epoch."""
+    (run_dir / SPEED_FILE).write_text(json.dumps(choice.to_dict(), indent=2) + "\n")
+    if progress:
+        tqdm.write(choice.describe(), file=sys.stderr)
